@@ -1,0 +1,203 @@
+"""CloudEvents 1.0 over Kafka: structured mode and binary mode read into one `InboundMessage`.
+
+Structured mode carries the whole event as the JSON value (`content-type:
+application/cloudevents+json`); binary mode carries the attributes as `ce_` headers and the
+`data` as the JSON value. Both give the same `InboundMessage` and the same content digest, so a
+publisher may switch modes without its retries looking like conflicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from commands.messages import CONTRACT_TYPES_NOT_YET_HANDLED, MESSAGE_TYPES, MessageData
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BINARY_PREFIX = "ce_"
+
+
+class RejectedMessage(Exception):  # noqa: N818 - it names the outcome, as the table does
+    """Raised when a message cannot be accepted; `reason` is the stored reason code."""
+
+    def __init__(
+        self, reason: str, message: str, *, source: str | None = None, message_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.source = source
+        self.message_id = message_id
+
+
+class Envelope(BaseModel):
+    """The CloudEvents context attributes the ledger requires (DESIGN §4)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: str = Field(pattern=r"^1\.0$")
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=500)
+    type: str = Field(min_length=1, max_length=200)
+    time: AwareDatetime
+    subject: str = Field(min_length=1, max_length=200)
+    datacontenttype: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A valid inbound CloudEvent with its typed data."""
+
+    source: str
+    message_id: str
+    type: str
+    time: datetime
+    subject: str
+    data: MessageData
+    digest: str
+
+
+def content_digest(envelope: Envelope, data: Any) -> str:
+    """sha-256 of what the message says (type, time, subject, data), independent of the mode."""
+    canonical = json.dumps(
+        {
+            "type": envelope.type,
+            "time": envelope.time.isoformat(),
+            "subject": envelope.subject,
+            "data": data,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _field_errors(error: ValidationError, prefix: str) -> str:
+    parts = []
+    for problem in error.errors():
+        path = ".".join(str(p) for p in (prefix, *problem["loc"]) if p != "")
+        parts.append(f"{path}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _decode_json(raw: bytes | None, what: str) -> Any:
+    if raw is None:
+        raise RejectedMessage("not_json", f"the {what} is empty: a JSON value is required")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RejectedMessage("not_json", f"the {what} is not valid JSON: {error}") from None
+
+
+def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> InboundMessage:
+    """Read one Kafka record as a CloudEvent; raise `RejectedMessage` saying what is wrong."""
+    ce_headers = {
+        k[len(BINARY_PREFIX) :]: (v or b"").decode("utf-8", errors="replace")
+        for k, v in headers
+        if k.startswith(BINARY_PREFIX)
+    }
+    if ce_headers:
+        attributes: dict[str, Any] = dict(ce_headers)
+        content_type = next(
+            (
+                (v or b"").decode("utf-8", errors="replace")
+                for k, v in headers
+                if k.lower() == "content-type"
+            ),
+            None,
+        )
+        if content_type and not content_type.startswith("application/json"):
+            raise RejectedMessage(
+                "not_json", f"binary-mode data must be application/json, not {content_type!r}"
+            )
+        data = _decode_json(value, "binary-mode value (the event data)")
+    else:
+        body = _decode_json(value, "message value")
+        if not isinstance(body, dict) or "specversion" not in body:
+            raise RejectedMessage(
+                "not_cloudevent",
+                "the message is neither a structured-mode CloudEvent (a JSON object with "
+                "specversion, id, source, type, time, subject, data) nor binary mode "
+                "(ce_ headers)",
+            )
+        attributes = {k: v for k, v in body.items() if k not in ("data", "data_base64")}
+        if "data_base64" in body:
+            raise RejectedMessage("schema_violation", "data_base64 is not accepted: send JSON data")
+        data = body.get("data")
+    try:
+        envelope = Envelope.model_validate(attributes)
+    except ValidationError as error:
+        raise RejectedMessage(
+            "not_cloudevent",
+            f"invalid CloudEvent attributes: {_field_errors(error, '')}",
+            source=attributes.get("source") if isinstance(attributes.get("source"), str) else None,
+            message_id=attributes.get("id") if isinstance(attributes.get("id"), str) else None,
+        ) from None
+    ident = {"source": envelope.source, "message_id": envelope.id}
+    model = MESSAGE_TYPES.get(envelope.type)
+    if model is None:
+        if envelope.type in CONTRACT_TYPES_NOT_YET_HANDLED:
+            raise RejectedMessage(
+                "unsupported_type",
+                f"{envelope.type} is in the contract but this ledger version does not handle "
+                "it yet; the message is kept and can be retried with `ledger rejections retry`",
+                **ident,
+            )
+        known = ", ".join(sorted(MESSAGE_TYPES))
+        raise RejectedMessage(
+            "unknown_type", f"unknown type {envelope.type!r}; known types: {known}", **ident
+        )
+    try:
+        typed = model.model_validate(data)
+    except ValidationError as error:
+        raise RejectedMessage(
+            "schema_violation",
+            f"{envelope.type} data is invalid: {_field_errors(error, 'data')}",
+            **ident,
+        ) from None
+    if typed.subject() != envelope.subject:
+        raise RejectedMessage(
+            "subject_mismatch",
+            f"subject {envelope.subject!r} does not match the data's id {typed.subject()!r}",
+            **ident,
+        )
+    return InboundMessage(
+        source=envelope.source,
+        message_id=envelope.id,
+        type=envelope.type,
+        time=envelope.time,
+        subject=envelope.subject,
+        data=typed,
+        digest=content_digest(envelope, data),
+    )
+
+
+def structured(
+    event_type: str,
+    source: str,
+    message_id: str,
+    time: datetime,
+    subject: str,
+    data: dict[str, Any],
+) -> bytes:
+    """Encode a structured-mode CloudEvent (used by `ledger publish`, the demo and tests)."""
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": message_id,
+            "source": source,
+            "type": event_type,
+            "time": time.isoformat(),
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": data,
+        },
+        separators=(",", ":"),
+    ).encode()

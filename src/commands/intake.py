@@ -1,0 +1,273 @@
+"""The intake worker: `ledger.intake` in, events and bookkeeping out, exactly once.
+
+It polls a batch, decides every message of it in one `LedgerSession` (each learner loaded once),
+and commits the new events together with the intake positions, the accepted (source, id) pairs
+and the rejections in one PostgreSQL transaction. The positions in PostgreSQL are the truth: on
+every partition assignment, and after any outage, the consumer seeks to them, so a message is
+applied once however often Kafka redelivers it. If a batch cannot be committed as a whole, it is
+replayed one message at a time, so one bad message never holds up the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventsourcing.persistence import IntegrityError
+
+from commands.cloudevents import InboundMessage, RejectedMessage, parse
+from commands.handlers import handle
+from ledger.application import Ledger
+from ledger.broker import Consumer, Record
+from ledger.errors import LedgerError
+from ledger.logs import get_logger
+from ledger.settings import Settings
+from ledger.store import AcceptedMessage, IntakeBookkeeping, IntakePosition, Rejection
+
+GROUP_ID = "ledger-intake"
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one record: for the log line and for tests."""
+
+    record: Record
+    status: str  # accepted | duplicate | rejected
+    message_id: str | None
+    message_type: str | None
+    reason: str | None = None
+    detail: str | None = None
+
+
+class BatchAborted(Exception):  # noqa: N818 - control flow, never leaves this module
+    """Raised when a handler fails unexpectedly: the batch is replayed message by message."""
+
+
+def _rejection(record: Record, error: RejectedMessage) -> Rejection:
+    return Rejection(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=list(record.headers),
+        reason=error.reason,
+        message=error.message,
+        message_source=error.source,
+        message_id=error.message_id,
+    )
+
+
+class IntakeWorker:
+    """Consumes `ledger.intake` in the `ledger-intake` consumer group."""
+
+    name = "intake"
+
+    def __init__(
+        self, ledger: Ledger, settings: Settings, bootstrap: str, max_batch: int = 500
+    ) -> None:
+        self.ledger = ledger
+        self.recorder = ledger.ledger_recorder
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.max_batch = max_batch
+        self.topic = settings.intake_topic
+        self._consumer: Consumer | None = None
+        self._needs_seek = True
+
+    # Consumer lifecycle
+
+    def _connect(self) -> Consumer:
+        if self._consumer is None:
+            consumer = Consumer(self.bootstrap, GROUP_ID, "ledger-intake", self.max_batch)
+            consumer.subscribe([self.topic], self._on_assigned, lambda _revoked: None)
+            self._consumer = consumer
+        return self._consumer
+
+    def _on_assigned(self, partitions: list[tuple[str, int]]) -> None:
+        self._seek_to_stored(partitions)
+
+    def _seek_to_stored(self, partitions: Sequence[tuple[str, int]]) -> None:
+        consumer = self._consumer
+        if consumer is None or not partitions:
+            return
+        stored = self.recorder.intake_positions(self.topic)
+        for topic, partition in partitions:
+            if partition in stored:
+                consumer.seek(topic, partition, stored[partition])
+            else:
+                consumer.seek_to_beginning(topic, partition)
+        log.info(
+            "intake.positions",
+            assigned=[p for _, p in partitions],
+            positions={p: stored.get(p, 0) for _, p in partitions},
+        )
+        self._needs_seek = False
+
+    def recover(self) -> None:
+        self._needs_seek = True
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    # Work
+
+    def step(self) -> bool:
+        consumer = self._connect()
+        if self._needs_seek:
+            self._seek_to_stored(consumer.assignment())
+        records = consumer.poll(timeout_ms=200)
+        if not records:
+            return False
+        outcomes = self.handle_records(records)
+        for outcome in outcomes:
+            self._log(outcome)
+        ends: dict[tuple[str, int], int] = {}
+        for record in records:
+            ends[(record.topic, record.partition)] = record.offset + 1
+        if self._needs_seek:  # a position conflict: PostgreSQL will say where to resume
+            return True
+        try:
+            consumer.commit(ends)
+        except LedgerError as error:  # progress is safe in PostgreSQL; Kafka's copy can wait
+            log.warning("intake.offset_commit_failed", error=str(error))
+        return True
+
+    def handle_records(self, records: Sequence[Record]) -> list[Outcome]:
+        """Decide and commit a batch; fall back to one record at a time if the batch fails."""
+        try:
+            return self._commit_batch(records)
+        except (BatchAborted, IntegrityError) as error:
+            log.warning("intake.batch_split", size=len(records), error=str(error)[:300])
+        outcomes: list[Outcome] = []
+        for record in records:
+            try:
+                outcomes.extend(self._commit_batch([record], isolated=True))
+            except IntegrityError as error:
+                # Another worker moved this partition on (a rebalance): re-read positions.
+                log.warning(
+                    "intake.position_conflict",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=str(error),
+                )
+                self._needs_seek = True
+                break
+        return outcomes
+
+    def _commit_batch(self, records: Sequence[Record], *, isolated: bool = False) -> list[Outcome]:
+        parsed: list[InboundMessage | RejectedMessage] = []
+        for record in records:
+            try:
+                parsed.append(parse(record.value, record.headers))
+            except RejectedMessage as error:
+                parsed.append(error)
+        keys = [(p.source, p.message_id) for p in parsed if isinstance(p, InboundMessage)]
+        known = self.recorder.accepted_digests(keys)
+        session = self.ledger.session()
+        book = IntakeBookkeeping()
+        outcomes: list[Outcome] = []
+        for record, item in zip(records, parsed, strict=True):
+            if isinstance(item, RejectedMessage):
+                book.rejections.append(_rejection(record, item))
+                outcomes.append(
+                    Outcome(record, "rejected", item.message_id, None, item.reason, item.message)
+                )
+                continue
+            key = (item.source, item.message_id)
+            if key in known:
+                if known[key] == item.digest:
+                    outcomes.append(Outcome(record, "duplicate", item.message_id, item.type))
+                else:
+                    conflict = RejectedMessage(
+                        "conflict",
+                        f"message {item.message_id!r} from {item.source!r} was accepted before "
+                        "with different content; send changes under a new id",
+                        source=item.source,
+                        message_id=item.message_id,
+                    )
+                    book.rejections.append(_rejection(record, conflict))
+                    outcomes.append(
+                        Outcome(
+                            record,
+                            "rejected",
+                            item.message_id,
+                            item.type,
+                            "conflict",
+                            conflict.message,
+                        )
+                    )
+                continue
+            try:
+                handle(session, item)
+            except LedgerError as error:
+                refused = RejectedMessage(
+                    error.code, str(error), source=item.source, message_id=item.message_id
+                )
+                book.rejections.append(_rejection(record, refused))
+                outcomes.append(
+                    Outcome(record, "rejected", item.message_id, item.type, error.code, str(error))
+                )
+                continue
+            except Exception as error:
+                if not isolated:
+                    raise BatchAborted(f"{item.type} {item.message_id}: {error!r}") from error
+                log.exception("intake.handler_failed", message_id=item.message_id)
+                failed = RejectedMessage(
+                    "handler_failed",
+                    f"the ledger failed on this message ({type(error).__name__}: {error}); "
+                    "it is kept and can be retried once the fault is fixed",
+                    source=item.source,
+                    message_id=item.message_id,
+                )
+                book.rejections.append(_rejection(record, failed))
+                outcomes.append(
+                    Outcome(
+                        record,
+                        "rejected",
+                        item.message_id,
+                        item.type,
+                        "handler_failed",
+                        failed.message,
+                    )
+                )
+                continue
+            known[key] = item.digest
+            book.accepted.append(
+                AcceptedMessage(
+                    item.source,
+                    item.message_id,
+                    item.digest,
+                    item.type,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+            )
+            outcomes.append(Outcome(record, "accepted", item.message_id, item.type))
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+        book.positions.extend(IntakePosition(t, p, o) for (t, p), o in next_offsets.items())
+        session.commit(intake=book)
+        return outcomes
+
+    def _log(self, outcome: Outcome) -> None:
+        r = outcome.record
+        fields = {
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "message_id": outcome.message_id,
+            "type": outcome.message_type,
+            "outcome": outcome.status,
+        }
+        if outcome.status == "rejected":
+            log.warning("intake.message", reason=outcome.reason, detail=outcome.detail, **fields)
+        else:
+            log.info("intake.message", **fields)

@@ -1,0 +1,237 @@
+"""The `Ledger` application: the command layer in front of the aggregates.
+
+One method per inbound message type: load the aggregates, let them decide, save. The intake
+worker handles a whole Kafka batch in one `LedgerSession`: each learner is loaded once, every
+message of the batch is decided against the state the earlier ones left, and all new events are
+written in one transaction together with the intake's bookkeeping (see `ledger.store`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.postgres import PostgresFactory
+
+from ledger.domain import (
+    Learner,
+    Policy,
+    Price,
+    Specialization,
+    learner_aggregate_id,
+    specialization_aggregate_id,
+)
+from ledger.domain.learner import Intent
+from ledger.errors import SpecializationExistsError, UnknownSpecializationError
+from ledger.store import IntakeBookkeeping, LedgerRecorder
+
+APPLICATION_NAME = "ledger"
+
+
+class Ledger(Application):  # type: ignore[type-arg]
+    """The enrollment ledger's event-sourced application (its tables are named `ledger_*`)."""
+
+    name = APPLICATION_NAME
+    env: ClassVar[dict[str, str]] = {
+        "PROCESS_RECORDER_TOPIC": "ledger.store:LedgerRecorder",
+    }
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        # On PostgreSQL, the recorder that also writes intake bookkeeping in the events'
+        # transaction; elsewhere (the in-memory store of unit tests) the library's default.
+        if isinstance(self.factory, PostgresFactory):
+            return self.factory.process_recorder()
+        return super().construct_recorder()
+
+    @property
+    def ledger_recorder(self) -> LedgerRecorder:
+        """The PostgreSQL recorder; only the intake and relay, which need PostgreSQL, ask for it."""
+        if not isinstance(self.recorder, LedgerRecorder):
+            msg = "this ledger is not stored in PostgreSQL"
+            raise TypeError(msg)
+        return self.recorder
+
+    def session(self) -> LedgerSession:
+        """A unit of work: decide many commands, then `commit()` them in one transaction."""
+        return LedgerSession(self)
+
+    # One call per command, each in its own transaction: for tests, tools and the demo.
+
+    def publish_specialization(self, **fields: Any) -> None:
+        with self.session() as session:
+            session.publish_specialization(**fields)
+
+    def enroll(self, learner_id: str, specialization_id: str, intent: Intent, at: datetime) -> None:
+        with self.session() as session:
+            session.enroll(learner_id, specialization_id, intent, at)
+
+    def record_grade(
+        self, learner_id: str, course_id: str, grade: Decimal, passed: bool, at: datetime
+    ) -> None:
+        with self.session() as session:
+            session.record_grade(learner_id, course_id, grade, passed, at)
+
+    def get_learner(self, learner_id: str) -> Learner | None:
+        try:
+            learner: Learner = self.repository.get(learner_aggregate_id(learner_id))
+        except AggregateNotFoundError:
+            return None
+        return learner
+
+    def get_specialization(self, specialization_id: str) -> Specialization | None:
+        try:
+            spec: Specialization = self.repository.get(
+                specialization_aggregate_id(specialization_id)
+            )
+        except AggregateNotFoundError:
+            return None
+        return spec
+
+
+class LedgerSession:
+    """Decides a batch of commands against aggregates loaded once, then saves them together.
+
+    A command either changes aggregates (events pending until `commit`) or raises a
+    `LedgerError` before changing anything, so one refused command never taints the batch.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._aggregates: dict[UUID, Learner | Specialization] = {}
+        self._missing: set[UUID] = set()
+
+    def __enter__(self) -> LedgerSession:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.commit()
+
+    def commit(self, intake: IntakeBookkeeping | None = None) -> int:
+        """Write every pending event, and the intake's bookkeeping, in one transaction.
+
+        Returns the number of events written.
+        """
+        aggregates = list(self._aggregates.values())
+        pending = sum(len(a.pending_events) for a in aggregates)
+        kwargs: dict[str, Any] = {}
+        if intake is not None and not intake.is_empty():
+            kwargs["intake"] = intake
+        if pending or kwargs:
+            self.ledger.save(*aggregates, **kwargs)
+        return pending
+
+    def _load(self, aggregate_id: UUID) -> Learner | Specialization | None:
+        if aggregate_id in self._aggregates:
+            return self._aggregates[aggregate_id]
+        if aggregate_id in self._missing:
+            return None
+        try:
+            aggregate: Learner | Specialization = self.ledger.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            self._missing.add(aggregate_id)
+            return None
+        self._aggregates[aggregate_id] = aggregate
+        return aggregate
+
+    def _keep(self, aggregate: Learner | Specialization) -> None:
+        self._aggregates[aggregate.id] = aggregate
+        self._missing.discard(aggregate.id)
+
+    def learner(self, learner_id: str, at: datetime) -> Learner:
+        """The learner, registered now if this is the first message naming them (E0)."""
+        found = self._load(learner_aggregate_id(learner_id))
+        if isinstance(found, Learner):
+            return found
+        learner = Learner.register(learner_id, at)
+        self._keep(learner)
+        return learner
+
+    def specialization(self, specialization_id: str) -> Specialization | None:
+        found = self._load(specialization_aggregate_id(specialization_id))
+        return found if isinstance(found, Specialization) else None
+
+    def _existing_specialization(self, specialization_id: str) -> Specialization:
+        spec = self.specialization(specialization_id)
+        if spec is None:
+            raise UnknownSpecializationError(
+                f"specialization {specialization_id!r} was never published: publish it "
+                "(ledger.specialization.published.v1) before revising or retiring it"
+            )
+        return spec
+
+    # Catalog (C1-C3)
+
+    def publish_specialization(
+        self,
+        *,
+        specialization_id: str,
+        title: str,
+        partners: tuple[str, ...],
+        language: str,
+        courses: tuple[str, ...],
+        capstone_course_id: str,
+        price: Price | None = None,
+        policy: Policy | None = None,
+        at: datetime,
+    ) -> None:
+        fields: Mapping[str, Any] = {
+            "title": title,
+            "partners": tuple(partners),
+            "language": language,
+            "courses": tuple(courses),
+            "capstone_course_id": capstone_course_id,
+            "price": price or Price(),
+            "policy": policy or Policy(),
+        }
+        existing = self.specialization(specialization_id)
+        if existing is not None:
+            if existing.is_same_publication(**fields):
+                return
+            raise SpecializationExistsError(
+                f"specialization {specialization_id!r} is already published with other "
+                "content: send ledger.specialization.revised.v1 to change its curriculum"
+            )
+        self._keep(Specialization.publish(specialization_id=specialization_id, at=at, **fields))
+
+    def revise_specialization(
+        self,
+        *,
+        specialization_id: str,
+        courses: tuple[str, ...],
+        capstone_course_id: str,
+        price: Price | None,
+        at: datetime,
+    ) -> None:
+        self._existing_specialization(specialization_id).revise(
+            courses=tuple(courses), capstone_course_id=capstone_course_id, price=price, at=at
+        )
+
+    def retire_specialization(self, *, specialization_id: str, at: datetime) -> None:
+        self._existing_specialization(specialization_id).retire(at=at)
+
+    # Enrollment (E0-E2)
+
+    def enroll(self, learner_id: str, specialization_id: str, intent: Intent, at: datetime) -> None:
+        learner = self.learner(learner_id, at)
+        learner.enroll(self.specialization(specialization_id), specialization_id, intent, at)
+
+    def unenroll(self, learner_id: str, specialization_id: str, at: datetime) -> None:
+        self.learner(learner_id, at).unenroll(specialization_id, at)
+
+    def change_intent(
+        self, learner_id: str, specialization_id: str, intent: Intent, at: datetime
+    ) -> None:
+        self.learner(learner_id, at).change_intent(specialization_id, intent, at)
+
+    # Courses
+
+    def record_grade(
+        self, learner_id: str, course_id: str, grade: Decimal, passed: bool, at: datetime
+    ) -> None:
+        self.learner(learner_id, at).record_grade(course_id, grade, passed, at)

@@ -1,0 +1,73 @@
+"""The composition root: turns `Settings` into connected parts, for every entry point.
+
+It is the only place that knows how the pieces fit: which PostgreSQL URL eventsourcing gets,
+how tables and topics are created (once, under a lock, so workers starting together do not
+race), and how the three workers are built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ledger.application import Ledger
+from ledger.broker import ensure_topics
+from ledger.errors import ConfigurationError
+from ledger.settings import Settings
+from ledger.stack.services import database_url, kafka_bootstrap
+from projections.worker import create_tables
+
+#: Arbitrary but fixed: serialises schema creation across processes.
+SCHEMA_LOCK_KEY = 0x1ED6E8
+
+
+def eventsourcing_env(url: str, *, create_table: bool) -> dict[str, str]:
+    """The environment eventsourcing's PostgreSQL persistence reads, from a libpq URL."""
+    try:
+        parts: dict[str, Any] = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        raise ConfigurationError(f"LEDGER_DATABASE_URL is not a PostgreSQL URL: {error}") from None
+    if not parts.get("dbname"):
+        raise ConfigurationError("the database URL names no database: add /DBNAME to it")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts["dbname"]),
+        "POSTGRES_HOST": str(parts.get("host") or "localhost"),
+        "POSTGRES_PORT": str(parts.get("port") or "5432"),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "CREATE_TABLE": "y" if create_table else "n",
+    }
+
+
+def open_ledger(settings: Settings, *, create_table: bool = False) -> Ledger:
+    """The `Ledger` application on the configured PostgreSQL."""
+    return Ledger(env=eventsourcing_env(database_url(settings), create_table=create_table))
+
+
+def prepare_database(settings: Settings) -> None:
+    """Create the event store and read-model tables if missing; safe to run concurrently."""
+    url = database_url(settings)
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            ledger = Ledger(env=eventsourcing_env(url, create_table=True))
+            ledger.close()
+            create_tables(conn)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create the three ledger topics if missing, kept forever; return those created."""
+    partitions = settings.partitions
+    return ensure_topics(
+        kafka_bootstrap(settings),
+        dict.fromkeys(settings.topics, partitions),
+        {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
+    )

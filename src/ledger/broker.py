@@ -1,0 +1,282 @@
+"""The one module that imports kafka-python; everything else sees small typed classes.
+
+kafka-python is untyped and its 3.0 API differs from older releases in ways that bite (idempotence
+silently off with `acks=1`, serializers called with headers, admin answers as dicts). Keeping it
+here gives the rest of the code typed `Record`s and one exception, `BrokerUnavailableError`, for
+"Kafka is not there right now: wait and try again".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ledger.errors import LedgerError
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class BrokerUnavailableError(LedgerError):
+    """Raised when Kafka does not answer in time; the caller waits and tries again."""
+
+    code = "broker_unavailable"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> str | None:
+        """The first header of that name, decoded as UTF-8."""
+        for key, value in self.headers:
+            if key == name:
+                return None if value is None else value.decode("utf-8", errors="replace")
+        return None
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """A record to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+
+PartitionsCallback = Callable[[list[tuple[str, int]]], None]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assigned: PartitionsCallback, on_revoked: PartitionsCallback) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        self._on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        self._on_assigned([(tp.topic, tp.partition) for tp in assigned])
+
+
+def _unavailable(error: Exception, doing: str, bootstrap: str) -> BrokerUnavailableError:
+    return BrokerUnavailableError(
+        f"Kafka at {bootstrap} did not answer while {doing} ({type(error).__name__}: {error}); "
+        "check that the broker runs (`ledger stack status`)"
+    )
+
+
+class Consumer:
+    """A consumer-group member that reads records in batches and commits offsets explicitly."""
+
+    def __init__(
+        self, bootstrap: str, group_id: str, client_id: str, max_poll_records: int = 500
+    ) -> None:
+        self.bootstrap = bootstrap
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group_id,
+                client_id=client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=max_poll_records,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=3_000,
+                max_poll_interval_ms=300_000,
+                request_timeout_ms=30_000,
+                reconnect_backoff_max_ms=2_000,
+            )
+        except KafkaError as error:
+            raise _unavailable(error, "connecting a consumer", bootstrap) from error
+
+    def subscribe(
+        self, topics: Sequence[str], on_assigned: PartitionsCallback, on_revoked: PartitionsCallback
+    ) -> None:
+        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+
+    def poll(self, timeout_ms: int) -> list[Record]:
+        """The next records of the assigned partitions, oldest first within each partition."""
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms)
+        except KafkaError as error:
+            raise _unavailable(error, "polling", self.bootstrap) from error
+        records: list[Record] = []
+        for batch in batches.values():
+            records.extend(
+                Record(
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    key=r.key,
+                    value=r.value,
+                    headers=list(r.headers or []),
+                    timestamp_ms=r.timestamp,
+                )
+                for r in batch
+            )
+        return records
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(topic, partition), offset)
+
+    def seek_to_beginning(self, topic: str, partition: int) -> None:
+        self._consumer.seek_to_beginning(TopicPartition(topic, partition))
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        """Record progress in Kafka too (for lag tools); the truth is kept in PostgreSQL."""
+        if not next_offsets:
+            return
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(offset, "", -1)
+                    for (t, p), offset in next_offsets.items()
+                },
+                timeout_ms=5_000,
+            )
+        except KafkaError as error:
+            raise _unavailable(error, "committing offsets", self.bootstrap) from error
+
+    def end_offsets(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        try:
+            ends = self._consumer.end_offsets(
+                [TopicPartition(t, p) for t, p in partitions], timeout_ms=5_000
+            )
+        except KafkaError as error:
+            raise _unavailable(error, "reading end offsets", self.bootstrap) from error
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class Producer:
+    """An idempotent producer (acks=all): a retried send never duplicates within a session."""
+
+    def __init__(self, bootstrap: str, client_id: str) -> None:
+        self.bootstrap = bootstrap
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                batch_size=256 * 1024,
+                max_block_ms=10_000,
+                request_timeout_ms=10_000,
+                delivery_timeout_ms=30_000,
+                reconnect_backoff_max_ms=2_000,
+            )
+        except KafkaError as error:
+            raise _unavailable(error, "connecting a producer", bootstrap) from error
+
+    def send_all(self, records: Sequence[OutRecord], timeout_s: float = 30.0) -> None:
+        """Send the records in order and wait until the broker has acknowledged every one."""
+        try:
+            futures = [
+                self._producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
+                for r in records
+            ]
+            self._producer.flush(timeout=timeout_s)
+            for future in futures:
+                future.get(timeout=0)
+        except KafkaError as error:
+            raise _unavailable(error, "publishing", self.bootstrap) from error
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:
+    """Create the topics that do not exist yet; return the names it created."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=15_000
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "connecting the admin client", bootstrap) from error
+    created: list[str] = []
+    try:
+        existing = set(admin.list_topics())
+        for name, partitions in topics.items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics(
+                    {
+                        name: {
+                            "num_partitions": partitions,
+                            "replication_factor": 1,
+                            "configs": dict(configs),
+                        }
+                    },
+                    wait_for_metadata=True,
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+    except KafkaError as error:
+        raise _unavailable(error, "creating topics", bootstrap) from error
+    finally:
+        admin.close()
+    return created
+
+
+def describe_topics(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
+    """Partition count of each named topic that exists."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=10_000
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "connecting the admin client", bootstrap) from error
+    try:
+        existing = set(admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        described = admin.describe_topics(wanted) if wanted else []
+    except KafkaError as error:
+        raise _unavailable(error, "describing topics", bootstrap) from error
+    finally:
+        admin.close()
+    return {t["name"]: len(t["partitions"]) for t in described}
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset to be written on each partition of `topic` (its current end)."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            request_timeout_ms=10_000,
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "connecting a consumer", bootstrap) from error
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets(
+            [TopicPartition(topic, p) for p in partitions], timeout_ms=10_000
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "reading end offsets", bootstrap) from error
+    finally:
+        consumer.close()
+    return {tp.partition: offset for tp, offset in ends.items()}

@@ -1,0 +1,189 @@
+"""The `ledger` command: one entry point for operators, support staff and the demo.
+
+Every command reads `Settings` from the environment once, and turns a `LedgerError` into a
+one-line message on stderr and exit status 1 (2 for bad input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.broker import Producer
+from ledger.errors import LedgerError
+from ledger.logs import configure_logging
+from ledger.publishing import check_lines, publish
+from ledger.runner import WorkerName
+from ledger.runner import run as run_workers
+from ledger.settings import Settings
+from ledger.stack import services
+from ledger.stack.services import Service
+from ledger.views import render_progress
+from projections.learner_progress import learner_progress
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The enrollment ledger: system of record for MOOC specializations.",
+)
+stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect PostgreSQL and Kafka.")
+learner_app = typer.Typer(no_args_is_help=True, help="Questions support staff ask about learners.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(learner_app, name="learner")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _print_status(statuses: list[services.ServiceStatus]) -> None:
+    table = Table(show_header=True)
+    for column in ("service", "state", "where", "detail"):
+        table.add_column(column)
+    for s in statuses:
+        state = "[green]running[/green]" if s.running else "[red]stopped[/red]"
+        table.add_row(str(s.service), state, s.where, s.detail)
+    out.print(table)
+
+
+@stack_app.command("up")
+def stack_up(
+    service: Annotated[
+        Service | None, typer.Argument(help="Only this service (default: both).")
+    ] = None,
+) -> None:
+    """Start PostgreSQL and Kafka (unless given by the environment) and create the topics."""
+    settings = _settings()
+    statuses = services.up(settings, service)
+    if service in (None, Service.POSTGRES):
+        from ledger.bootstrap import prepare_database  # noqa: PLC0415 - only needed here
+
+        prepare_database(settings)
+    if service in (None, Service.KAFKA):
+        from ledger.bootstrap import prepare_topics  # noqa: PLC0415 - only needed here
+
+        created = prepare_topics(settings)
+        if created:
+            out.print(f"created topics: {', '.join(created)}")
+    _print_status(statuses)
+
+
+@stack_app.command("down")
+def stack_down(
+    service: Annotated[
+        Service | None, typer.Argument(help="Only this service (default: both).")
+    ] = None,
+) -> None:
+    """Stop what `ledger stack up` started; data stays in the state directory."""
+    _print_status(services.down(_settings(), service))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show what runs where."""
+    statuses = services.status(_settings())
+    _print_status(statuses)
+    if not all(s.running for s in statuses):
+        raise typer.Exit(3)
+
+
+@app.command("run")
+def run(
+    worker: Annotated[
+        WorkerName, typer.Argument(help="Which worker to run (default: all three).")
+    ] = WorkerName.ALL,
+) -> None:
+    """Run the intake, relay and projection workers until SIGINT or SIGTERM."""
+    raise typer.Exit(run_workers(_settings(), worker))
+
+
+@app.command("publish")
+def publish_command(
+    source: Annotated[str, typer.Argument(help="A file of JSON lines, or - for stdin.")] = "-",
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Publish the valid lines even if some are bad.")
+    ] = False,
+) -> None:
+    """Publish structured-mode CloudEvents (one per line) onto ledger.intake, checked first."""
+    settings = _settings()
+    if source == "-":
+        lines = sys.stdin.buffer.read().splitlines()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise LedgerError(f"{source}: no such file")
+        lines = path.read_bytes().splitlines()
+    checked = check_lines(lines, settings.intake_topic)
+    for bad in checked.bad:
+        err.print(f"line {bad.number}: {bad.reason}: {bad.message}", markup=False)
+    if checked.bad and not skip_bad:
+        err.print(
+            f"{len(checked.bad)} bad line(s); nothing published (fix them, or pass --skip-bad)"
+        )
+        raise typer.Exit(2)
+    producer = Producer(services.kafka_bootstrap(settings), client_id="ledger-publish")
+    try:
+        sent = publish(producer, checked.records)
+    finally:
+        producer.close()
+    out.print(
+        f"published {sent} message(s) to {settings.intake_topic}"
+        + (f"; skipped {len(checked.bad)} bad line(s)" if checked.bad else "")
+    )
+    if checked.bad:
+        raise typer.Exit(2)
+
+
+@learner_app.command("show")
+def learner_show(
+    learner_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Where a learner is in each specialization they enrolled in."""
+    settings = _settings()
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        progress = learner_progress(conn, learner_id)
+    if progress is None:
+        err.print(f"learner {learner_id!r} is not known to the ledger (or not projected yet)")
+        raise typer.Exit(4)
+    if as_json:
+        print(progress.model_dump_json(indent=2))
+    else:
+        render_progress(out, progress)
+
+
+@app.command("demo")
+def demo(
+    learners: Annotated[int, typer.Option(min=1, max=100_000, help="Learners in the cohort.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 2014,
+) -> None:
+    """Run the launch catalog and a simulated cohort through the real pipeline."""
+    from ledger.demo import run_demo  # noqa: PLC0415 - rich progress UI only needed here
+
+    settings = Settings.from_env()
+    # The demo talks to a person: worker logs would bury its progress bars, so only problems
+    # are logged unless LEDGER_LOG_LEVEL asks for more.
+    level = settings.log_level if "LEDGER_LOG_LEVEL" in os.environ else "warning"
+    configure_logging(settings.log_format, level)
+    run_demo(settings, learners, seed, out)
+
+
+def main() -> None:
+    """Console-script entry point: map `LedgerError` to a clear message and exit status."""
+    try:
+        app()
+    except LedgerError as error:
+        err.print(f"ledger: {error}", markup=False)
+        sys.exit(1)

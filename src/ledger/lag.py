@@ -1,0 +1,64 @@
+"""How far behind each stage of the pipeline is: intake, relay, projections.
+
+Each stage's position is read from where the stage itself commits it (PostgreSQL), and compared
+with the end of what it consumes (a Kafka topic's end offsets, or the newest notification id),
+so the answer is exact whatever Kafka's consumer-group offsets say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from ledger.application import Ledger
+from ledger.broker import end_offsets
+from ledger.relay import EVENTS_STREAM
+from ledger.settings import Settings
+from projections import positions
+from projections.worker import READ_MODELS
+
+
+@dataclass(frozen=True)
+class StageLag:
+    """Done so far and the end to reach, for one stage."""
+
+    stage: str
+    done: int
+    end: int
+
+    @property
+    def behind(self) -> int:
+        return max(0, self.end - self.done)
+
+
+def pipeline_lag(
+    settings: Settings, ledger: Ledger, bootstrap: str, database_url: str
+) -> list[StageLag]:
+    recorder = ledger.ledger_recorder
+    intake_end = end_offsets(bootstrap, settings.intake_topic)
+    intake_done = recorder.intake_positions(settings.intake_topic)
+    stages = [
+        StageLag(
+            "intake",
+            sum(min(intake_done.get(p, 0), end) for p, end in intake_end.items()),
+            sum(intake_end.values()),
+        ),
+        StageLag(
+            "relay", recorder.relay_position(EVENTS_STREAM), recorder.max_notification_id() or 0
+        ),
+    ]
+    events_end = end_offsets(bootstrap, settings.events_topic)
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        typed_cur: psycopg.Cursor[Any] = cur
+        for model in READ_MODELS:
+            done = positions.load_offsets(typed_cur, model.name, settings.events_topic)
+            stages.append(
+                StageLag(
+                    f"projection {model.name}",
+                    sum(min(done.get(p, 0), end) for p, end in events_end.items()),
+                    sum(events_end.values()),
+                )
+            )
+    return stages

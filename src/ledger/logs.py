@@ -1,0 +1,46 @@
+"""Structured logging: one rich line per message handled, JSON off a terminal, readable on one.
+
+Workers bind the message's context (topic, partition, offset, message id) once and log one line
+when they are done with it, so an operator can follow any message with one grep.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+
+def configure_logging(log_format: str | None = None, level: str = "info") -> None:
+    """Set up structlog (and the standard library loggers of Kafka and psycopg) once."""
+    use_json = log_format == "json" or (log_format is None and not sys.stderr.isatty())
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer]
+        if use_json
+        else [*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # kafka-python logs every failed reconnect at WARNING/ERROR; while a broker is away that is
+    # one line per try. Our workers log the outage themselves, once per failure.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger named after the module using it."""
+    return structlog.get_logger(name)

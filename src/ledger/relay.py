@@ -1,0 +1,141 @@
+"""The relay: the event store is the outbox, and this is the one thing that publishes it.
+
+It reads the notification log (every stored event, in commit order) after its stored position,
+publishes each event to `ledger.events` with an idempotent producer, waits for the broker's
+acknowledgement, and only then stores how far it got. A crash between the two republishes a few
+events under new offsets; consumers recognise them by event identity (aggregate id, version).
+Notification ids have gaps (a rolled-back save still consumes one), so it pages by "greater than
+the last id seen", never by counting. Rejected intake messages are relayed the same way to
+`ledger.rejections`, from the rejections table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ledger.application import Ledger
+from ledger.broker import OutRecord, Producer
+from ledger.logs import get_logger
+from ledger.outbound import subject_of, to_record
+from ledger.settings import Settings
+from ledger.store import StoredRejection
+
+EVENTS_STREAM = "events"
+REJECTIONS_STREAM = "rejections"
+
+log = get_logger(__name__)
+
+
+def rejection_record(topic: str, rejection: StoredRejection) -> OutRecord:
+    """The original bytes and headers, plus the reason, as one record on `ledger.rejections`."""
+    headers = [
+        *rejection.headers,
+        ("ledger_rejection_id", str(rejection.rejection_id).encode()),
+        ("ledger_reason", rejection.reason.encode()),
+        ("ledger_message", rejection.message.encode()),
+        ("ledger_origin", f"{rejection.topic}/{rejection.partition}/{rejection.offset}".encode()),
+    ]
+    return OutRecord(topic=topic, key=rejection.key, value=rejection.value, headers=headers)
+
+
+class Relay:
+    """Publishes stored events and rejections to Kafka, in order, at least once."""
+
+    name = "relay"
+
+    def __init__(
+        self, ledger: Ledger, settings: Settings, bootstrap: str, batch_size: int = 1000
+    ) -> None:
+        self.ledger = ledger
+        self.recorder = ledger.ledger_recorder
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self._producer: Producer | None = None
+        self._subjects: dict[UUID, str] = {}
+        self._events_position: int | None = None
+        self._rejections_position: int | None = None
+
+    def _producer_or_connect(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self.bootstrap, client_id="ledger-relay")
+        return self._producer
+
+    def _subject(self, aggregate_id: UUID, event: Any) -> str:
+        subject = self._subjects.get(aggregate_id)
+        if subject is None:
+            first = (
+                event
+                if event.originator_version == 1
+                else next(iter(self.ledger.events.get(aggregate_id, lte=1)))
+            )
+            subject = subject_of(first)
+            self._subjects[aggregate_id] = subject
+        return subject
+
+    def step(self) -> bool:
+        published = self._relay_events()
+        published += self._relay_rejections()
+        return published > 0
+
+    def _relay_events(self) -> int:
+        if self._events_position is None:
+            self._events_position = self.recorder.relay_position(EVENTS_STREAM)
+        notifications = self.recorder.select_notifications(
+            start=self._events_position + 1, limit=self.batch_size
+        )
+        if not notifications:
+            return 0
+        records = []
+        for notification in notifications:
+            event = self.ledger.mapper.to_domain_event(notification)
+            aggregate_id = UUID(str(notification.originator_id))
+            subject = self._subject(aggregate_id, event)
+            records.append(to_record(self.settings.events_topic, event, subject))
+        self._producer_or_connect().send_all(records)
+        last = notifications[-1].id
+        self.recorder.save_relay_position(EVENTS_STREAM, last)
+        self._events_position = last
+        log.info(
+            "relay.published",
+            stream=EVENTS_STREAM,
+            topic=self.settings.events_topic,
+            count=len(records),
+            first_id=notifications[0].id,
+            last_id=last,
+        )
+        return len(records)
+
+    def _relay_rejections(self) -> int:
+        if self._rejections_position is None:
+            self._rejections_position = self.recorder.relay_position(REJECTIONS_STREAM)
+        rejections = self.recorder.select_rejections(self._rejections_position, self.batch_size)
+        if not rejections:
+            return 0
+        records = [rejection_record(self.settings.rejections_topic, r) for r in rejections]
+        self._producer_or_connect().send_all(records)
+        last = rejections[-1].rejection_id
+        self.recorder.save_relay_position(REJECTIONS_STREAM, last)
+        self._rejections_position = last
+        log.info(
+            "relay.published",
+            stream=REJECTIONS_STREAM,
+            topic=self.settings.rejections_topic,
+            count=len(records),
+            last_id=last,
+        )
+        return len(records)
+
+    def recover(self) -> None:
+        # Re-read positions: what was sent before the outage but not recorded goes again.
+        self._events_position = None
+        self._rejections_position = None
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None

@@ -1,0 +1,317 @@
+"""The PostgreSQL event store, extended so intake bookkeeping commits with the events it caused.
+
+eventsourcing's process recorder writes a batch of events in one transaction. `LedgerRecorder`
+hooks into that same transaction to also write what the intake worker must never lose or apply
+twice: the Kafka position it has consumed up to, the (source, id) of every message it accepted,
+and every message it rejected. So "events stored" and "message consumed" can never disagree,
+whatever crashes when (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+
+@dataclass(frozen=True)
+class IntakePosition:
+    """The next offset to consume on one partition of the intake topic."""
+
+    topic: str
+    partition: int
+    next_offset: int
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    """An accepted CloudEvent: its identity, a digest of its content, where it was read."""
+
+    source: str
+    message_id: str
+    digest: str
+    message_type: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A message the intake could not accept, kept whole with the reason (nothing is dropped)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]]
+    reason: str
+    message: str
+    message_source: str | None = None
+    message_id: str | None = None
+
+
+@dataclass
+class IntakeBookkeeping:
+    """Everything the intake writes in the transaction of one batch, beside the events."""
+
+    positions: list[IntakePosition] = field(default_factory=list)
+    accepted: list[AcceptedMessage] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.positions or self.accepted or self.rejections)
+
+
+@dataclass(frozen=True)
+class StoredRejection:
+    """A row of the rejections table."""
+
+    rejection_id: int
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    reason: str
+    message: str
+    message_source: str | None
+    message_id: str | None
+    rejected_at: datetime
+
+
+def _headers_to_json(headers: Iterable[tuple[str, bytes | None]]) -> str:
+    # Header values are bytes; latin-1 maps every byte to one code point, so this round-trips.
+    return json.dumps([[k, None if v is None else v.decode("latin-1")] for k, v in headers])
+
+
+def _headers_from_json(value: Any) -> list[tuple[str, bytes | None]]:
+    return [(k, None if v is None else v.encode("latin-1")) for k, v in value]
+
+
+class LedgerRecorder(PostgresProcessRecorder):
+    """The ledger's event store: events, plus intake positions, accepted ids and rejections."""
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+        tracking_table_name: str = "notification_tracking",
+    ) -> None:
+        super().__init__(
+            datastore,
+            events_table_name=events_table_name,
+            tracking_table_name=tracking_table_name,
+        )
+        schema = Identifier(self.datastore.schema)
+        prefix = events_table_name.removesuffix("_events")
+        self.positions_table = Identifier(f"{prefix}_intake_positions")
+        self.messages_table = Identifier(f"{prefix}_intake_messages")
+        self.rejections_table = Identifier(f"{prefix}_rejections")
+        self.relay_table = Identifier(f"{prefix}_relay_positions")
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+                    " topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,"
+                    " updated_at timestamptz NOT NULL DEFAULT now(),"
+                    " PRIMARY KEY (topic, partition))"
+                ).format(s=schema, t=self.positions_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+                    " source text NOT NULL, message_id text NOT NULL, digest text NOT NULL,"
+                    " message_type text NOT NULL, topic text NOT NULL, partition int NOT NULL,"
+                    " kafka_offset bigint NOT NULL,"
+                    " accepted_at timestamptz NOT NULL DEFAULT now(),"
+                    " PRIMARY KEY (source, message_id))"
+                ).format(s=schema, t=self.messages_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+                    " rejection_id bigserial PRIMARY KEY, topic text NOT NULL,"
+                    " partition int NOT NULL, kafka_offset bigint NOT NULL, key bytea,"
+                    " value bytea, headers jsonb NOT NULL, reason text NOT NULL,"
+                    " message text NOT NULL, message_source text, message_id text,"
+                    " rejected_at timestamptz NOT NULL DEFAULT now())"
+                ).format(s=schema, t=self.rejections_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+                    " stream text PRIMARY KEY, position bigint NOT NULL,"
+                    " updated_at timestamptz NOT NULL DEFAULT now())"
+                ).format(s=schema, t=self.relay_table),
+            ]
+        )
+        self._upsert_position = SQL(
+            "INSERT INTO {s}.{t} AS p (topic, partition, next_offset) VALUES (%s, %s, %s) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,"
+            " updated_at = now() WHERE p.next_offset < EXCLUDED.next_offset "
+            "RETURNING next_offset"
+        ).format(s=schema, t=self.positions_table)
+        self._insert_message = SQL(
+            "INSERT INTO {s}.{t} (source, message_id, digest, message_type, topic, partition,"
+            " kafka_offset) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        ).format(s=schema, t=self.messages_table)
+        self._insert_rejection = SQL(
+            "INSERT INTO {s}.{t} (topic, partition, kafka_offset, key, value, headers, reason,"
+            " message, message_source, message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(s=schema, t=self.rejections_table)
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        bookkeeping: IntakeBookkeeping | None = kwargs.get("intake")
+        if bookkeeping is not None:
+            self._write_bookkeeping(curs, bookkeeping)
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def _write_bookkeeping(self, curs: Cursor[DictRow], book: IntakeBookkeeping) -> None:
+        for position in book.positions:
+            curs.execute(
+                self._upsert_position,
+                (position.topic, position.partition, position.next_offset),
+            )
+            if curs.fetchone() is None:
+                # Another worker already consumed past this point (a rebalance we have not
+                # seen yet): this batch must not commit, or its effects would apply twice.
+                msg = (
+                    f"intake position {position.topic}[{position.partition}] is already at or "
+                    f"past offset {position.next_offset}"
+                )
+                raise IntegrityError(msg)
+        if book.accepted:
+            curs.executemany(
+                self._insert_message,
+                [
+                    (
+                        m.source,
+                        m.message_id,
+                        m.digest,
+                        m.message_type,
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                    )
+                    for m in book.accepted
+                ],
+            )
+        if book.rejections:
+            curs.executemany(
+                self._insert_rejection,
+                [
+                    (
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        _headers_to_json(r.headers),
+                        r.reason,
+                        r.message,
+                        r.message_source,
+                        r.message_id,
+                    )
+                    for r in book.rejections
+                ],
+            )
+
+    # Reads used by the intake worker and the CLI.
+
+    def intake_positions(self, topic: str) -> dict[int, int]:
+        """The next offset to consume, per partition, as committed with the events."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT partition, next_offset FROM {s}.{t} WHERE topic = %s").format(
+                    s=Identifier(self.datastore.schema), t=self.positions_table
+                ),
+                (topic,),
+            )
+            return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
+
+    def accepted_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """For the given (source, id) pairs, the content digest of those already accepted."""
+        if not keys:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT m.source, m.message_id, m.digest FROM {s}.{t} m "
+                    "JOIN unnest(%s::text[], %s::text[]) AS k(source, message_id) "
+                    "USING (source, message_id)"
+                ).format(s=Identifier(self.datastore.schema), t=self.messages_table),
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            )
+            return {(r["source"], r["message_id"]): r["digest"] for r in curs.fetchall()}
+
+    def select_rejections(self, after: int, limit: int) -> list[StoredRejection]:
+        """Rejections with an id greater than `after`, oldest first."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s ORDER BY rejection_id LIMIT %s"
+                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table),
+                (after, limit),
+            )
+            return [
+                StoredRejection(
+                    rejection_id=r["rejection_id"],
+                    topic=r["topic"],
+                    partition=r["partition"],
+                    offset=r["kafka_offset"],
+                    key=r["key"],
+                    value=r["value"],
+                    headers=_headers_from_json(r["headers"]),
+                    reason=r["reason"],
+                    message=r["message"],
+                    message_source=r["message_source"],
+                    message_id=r["message_id"],
+                    rejected_at=r["rejected_at"],
+                )
+                for r in curs.fetchall()
+            ]
+
+    def relay_position(self, stream: str) -> int:
+        """How far the relay has published `stream` (0 before it has published anything)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT position FROM {s}.{t} WHERE stream = %s").format(
+                    s=Identifier(self.datastore.schema), t=self.relay_table
+                ),
+                (stream,),
+            )
+            row = curs.fetchone()
+            return 0 if row is None else int(row["position"])
+
+    def save_relay_position(self, stream: str, position: int) -> None:
+        """Record that everything up to `position` of `stream` is on Kafka."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {s}.{t} AS r (stream, position) VALUES (%s, %s) "
+                    "ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position,"
+                    " updated_at = now() WHERE r.position < EXCLUDED.position"
+                ).format(s=Identifier(self.datastore.schema), t=self.relay_table),
+                (stream, position),
+            )
+
+    def max_rejection_id(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT coalesce(max(rejection_id), 0) AS m FROM {s}.{t}").format(
+                    s=Identifier(self.datastore.schema), t=self.rejections_table
+                )
+            )
+            row = curs.fetchone()
+            return 0 if row is None else int(row["m"])

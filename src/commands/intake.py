@@ -24,8 +24,6 @@ from ledger.logs import get_logger
 from ledger.settings import Settings
 from ledger.store import AcceptedMessage, IntakeBookkeeping, IntakePosition, Rejection
 
-GROUP_ID = "ledger-intake"
-
 log = get_logger(__name__)
 
 
@@ -81,7 +79,9 @@ class IntakeWorker:
 
     def _connect(self) -> Consumer:
         if self._consumer is None:
-            consumer = Consumer(self.bootstrap, GROUP_ID, "ledger-intake", self.max_batch)
+            consumer = Consumer(
+                self.bootstrap, self.settings.group_id("intake"), "ledger-intake", self.max_batch
+            )
             consumer.subscribe([self.topic], self._on_assigned, lambda _revoked: None)
             self._consumer = consumer
         return self._consumer

@@ -99,6 +99,7 @@ class Consumer:
                 max_poll_interval_ms=300_000,
                 request_timeout_ms=30_000,
                 reconnect_backoff_max_ms=2_000,
+                metadata_max_age_ms=30_000,
             )
         except KafkaError as error:
             raise _unavailable(error, "connecting a consumer", bootstrap) from error
@@ -106,6 +107,20 @@ class Consumer:
     def subscribe(
         self, topics: Sequence[str], on_assigned: PartitionsCallback, on_revoked: PartitionsCallback
     ) -> None:
+        """Join the group for `topics`, once their partitions are known to this client.
+
+        A group leader that does not yet know a topic's partitions assigns none of them and
+        only notices its mistake at the next metadata refresh, minutes later; so wait first.
+        """
+        try:
+            for topic in topics:
+                if not self._consumer.partitions_for_topic(topic):
+                    raise BrokerUnavailableError(
+                        f"topic {topic!r} does not exist on {self.bootstrap}: "
+                        "run `ledger stack up` to create the ledger's topics"
+                    )
+        except KafkaError as error:
+            raise _unavailable(error, "reading topic metadata", self.bootstrap) from error
         self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
 
     def poll(self, timeout_ms: int) -> list[Record]:
@@ -170,7 +185,7 @@ class Consumer:
 class Producer:
     """An idempotent producer (acks=all): a retried send never duplicates within a session."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(self, bootstrap: str, client_id: str, delivery_timeout_ms: int = 30_000) -> None:
         self.bootstrap = bootstrap
         try:
             self._producer = KafkaProducer(
@@ -182,7 +197,7 @@ class Producer:
                 batch_size=256 * 1024,
                 max_block_ms=10_000,
                 request_timeout_ms=10_000,
-                delivery_timeout_ms=30_000,
+                delivery_timeout_ms=delivery_timeout_ms,
                 reconnect_backoff_max_ms=2_000,
             )
         except KafkaError as error:

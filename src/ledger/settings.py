@@ -74,6 +74,10 @@ class Settings(BaseModel):
     def rejections_topic(self) -> str:
         return f"{self.topic_prefix}ledger.rejections"
 
+    def group_id(self, worker: str) -> str:
+        """The consumer group of a worker; prefixed like the topics, so test runs stay apart."""
+        return f"{self.topic_prefix}ledger-{worker}"
+
     @property
     def topics(self) -> tuple[str, str, str]:
         return (self.intake_topic, self.events_topic, self.rejections_topic)

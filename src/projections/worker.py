@@ -20,8 +20,6 @@ from ledger.settings import Settings
 from projections import learner_progress, positions
 from projections.events import LedgerEvent, MalformedEventError, read_event
 
-GROUP_ID = "ledger-projections"
-
 log = get_logger(__name__)
 
 
@@ -77,7 +75,12 @@ class ProjectionWorker:
 
     def _connect(self) -> Consumer:
         if self._consumer is None:
-            consumer = Consumer(self.bootstrap, GROUP_ID, "ledger-projections", self.max_batch)
+            consumer = Consumer(
+                self.bootstrap,
+                self.settings.group_id("projections"),
+                "ledger-projections",
+                self.max_batch,
+            )
             consumer.subscribe([self.topic], self._seek_to_stored, lambda _revoked: None)
             self._consumer = consumer
         return self._consumer

@@ -1,0 +1,116 @@
+"""Through the whole pipeline on real Kafka and PostgreSQL: intake, store, relay, projection."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from ledger.runner import Pipeline
+from ledger.settings import Settings
+from ledger.stack import services
+from projections.learner_progress import learner_progress
+
+from .conftest import Publisher, ledger_cli, read_topic, wait_for
+from .scenario import DS, PUBLISHED, at, enrolled, graded
+
+pytestmark = pytest.mark.integration
+
+
+def progress_of(settings: Settings, learner: str):
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        return learner_progress(conn, learner)
+
+
+def test_messages_flow_from_intake_to_the_read_model(
+    settings: Settings, publisher: Publisher
+) -> None:
+    grade_1 = publisher.record(
+        "ledger.course.graded.v1", "ada", graded("ada", "ds-1"), at(20), message_id="grade-1"
+    )
+    with Pipeline(settings) as pipeline:
+        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
+        wait_for(lambda: pipeline.ledger.get_specialization(DS), what="the catalog")
+        publisher.send(
+            publisher.record(
+                "ledger.learner.enrolled.v1", "ada", enrolled("ada"), at(1), binary=True
+            ),
+            grade_1,
+            grade_1,  # redelivered: a duplicate, changes nothing
+            publisher.record(
+                "ledger.course.graded.v1",
+                "ada",
+                graded("ada", "ds-2", "0.4", passed=False),
+                at(30),
+                binary=True,
+            ),
+            publisher.record("ledger.learner.enrolled.v1", "ada", enrolled("ada"), at(31)),
+        )
+        # The same id with other content is a conflict; bytes that are not JSON are kept too.
+        conflicting = publisher.record(
+            "ledger.course.graded.v1",
+            "ada",
+            graded("ada", "ds-1", "0.2", passed=False),
+            at(20),
+            message_id="grade-1",
+        )
+        bad = publisher.record("ledger.course.graded.v1", "ada", {}, at(1))
+        bad = type(bad)(bad.topic, bad.key, b"\x00 not json", bad.headers)
+        publisher.send(conflicting, bad)
+
+        def projected():
+            p = progress_of(settings, "ada")
+            return p if p and p.refusals and len(p.enrollments) == 1 else None
+
+        progress = wait_for(projected, what="ada's progress in the read model")
+        wait_for(
+            lambda: pipeline.ledger.ledger_recorder.max_rejection_id() >= 2, what="two rejections"
+        )
+
+    enrollment = progress.enrollments[0]
+    assert enrollment.specialization_id == DS
+    assert enrollment.title == "Data Science"
+    assert enrollment.curriculum_version == 1
+    assert enrollment.intent == "certificate"
+    states = {c.course_id: c for c in enrollment.courses}
+    assert states["ds-1"].passed and str(states["ds-1"].grade) == "0.9"
+    assert states["ds-2"].graded and not states["ds-2"].passed
+    assert states["ds-capstone"].is_capstone
+    assert enrollment.courses_passed == 1
+    assert enrollment.percent_complete == 10.0
+    assert [r.reason for r in progress.refusals] == ["already_enrolled"]
+
+    # The CLI answers from the same read model.
+    shown = json.loads(ledger_cli(settings, "learner", "show", "ada", "--json").stdout)
+    assert shown == json.loads(progress.model_dump_json())
+
+    # ledger.events carries ada's history once, in order, as binary-mode CloudEvents.
+    records = read_topic(settings, settings.events_topic, expect=6)
+    ada = [r for r in records if r.header("ce_subject") == "ada"]
+    assert [r.header("ce_type") for r in ada] == [
+        "ledger.learner.registered.v1",
+        "ledger.learner.enrolled.v1",
+        "ledger.learner.course_graded.v1",
+        "ledger.learner.course_graded.v1",
+        "ledger.learner.request_refused.v1",
+    ]
+    assert [r.header("ce_sequence") for r in ada] == ["1", "2", "3", "4", "5"]
+    assert len({r.partition for r in ada}) == 1
+    assert ada[1].header("ce_time") == at(1).isoformat()
+
+    # Rejected input is kept whole, with its reason, in the table and on ledger.rejections.
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT reason, value FROM ledger_rejections ORDER BY rejection_id"
+        ).fetchall()
+    assert [r[0] for r in rows] == ["conflict", "not_json"]
+    assert rows[1][1] == b"\x00 not json"
+    rejected = read_topic(settings, settings.rejections_topic, expect=2)
+    assert sorted(r.header("ledger_reason") or "" for r in rejected) == ["conflict", "not_json"]
+
+
+def test_unknown_learner_gives_a_clear_answer(settings: Settings) -> None:
+    result = ledger_cli(settings, "learner", "show", "nobody", check=False)
+    assert result.returncode == 4
+    assert "not known" in result.stderr

@@ -173,7 +173,7 @@ def read_topic(
     settings: Settings, topic: str, expect: int, timeout_s: float = 30.0
 ) -> list[Record]:
     """Every record of `topic` from the beginning, once at least `expect` have arrived."""
-    from kafka import KafkaConsumer  # noqa: PLC0415 - tests read raw records to check the wire
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
         topic,

@@ -125,6 +125,7 @@ class Publisher:
             services.kafka_bootstrap(settings), "test-publisher", delivery_timeout_ms=120_000
         )
         self.count = 0
+        self.prefix = f"test-{secrets.token_hex(3)}"
 
     def record(
         self,
@@ -137,7 +138,7 @@ class Publisher:
         binary: bool = False,
     ) -> OutRecord:
         self.count += 1
-        message_id = message_id or f"test-{self.count}"
+        message_id = message_id or f"{self.prefix}-{self.count}"
         topic = self.settings.intake_topic
         if not binary:
             value = structured(event_type, "urn:test", message_id, at, subject, data)
@@ -195,3 +196,19 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def specialization_stored(settings: Settings, specialization_id: str) -> bool:
+    """True once the intake has stored the specialization (E0: publish the catalog, then wait)."""
+    from ledger.domain import specialization_aggregate_id
+
+    try:
+        with psycopg.connect(services.database_url(settings), autocommit=True,
+                             connect_timeout=3) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM ledger_events WHERE originator_id = %s",
+                (specialization_aggregate_id(specialization_id),),
+            ).fetchone()
+    except psycopg.OperationalError:
+        return False
+    return row is not None

@@ -36,3 +36,10 @@ def test_check_lines_keys_by_subject_and_reports_bad_lines() -> None:
     checked = check_lines([good, b"", b"not json", b'{"specversion": "1.0"}'], "intake")
     assert [r.key for r in checked.records] == [b"ada"]
     assert [(b.number, b.reason) for b in checked.bad] == [(3, "not_json"), (4, "not_cloudevent")]
+
+
+def test_kraft_cluster_ids_never_look_like_an_option() -> None:
+    from ledger.stack.kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

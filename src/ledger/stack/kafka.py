@@ -127,8 +127,15 @@ def ensure_jars(state_dir: Path) -> Path:
 
 
 def _cluster_id() -> str:
-    # KRaft wants a base64url-encoded UUID without padding: 22 characters.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a base64url-encoded UUID without padding, 22 characters.
+
+    Like Kafka's own generator, it never starts with '-', which the storage tool's argument
+    parser would read as an option.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _server_properties(state_dir: Path) -> str:
@@ -173,7 +180,7 @@ def ensure_formatted(state_dir: Path, lib: Path) -> Path:
     if (directory / "data" / "meta.properties").exists():
         return properties
     id_file = directory / "cluster-id"
-    if not id_file.exists():
+    if not id_file.exists() or id_file.read_text().startswith("-"):
         id_file.write_text(_cluster_id())
     result = subprocess.run(
         [

@@ -203,8 +203,9 @@ def specialization_stored(settings: Settings, specialization_id: str) -> bool:
     from ledger.domain import specialization_aggregate_id
 
     try:
-        with psycopg.connect(services.database_url(settings), autocommit=True,
-                             connect_timeout=3) as conn:
+        with psycopg.connect(
+            services.database_url(settings), autocommit=True, connect_timeout=3
+        ) as conn:
             row = conn.execute(
                 "SELECT 1 FROM ledger_events WHERE originator_id = %s",
                 (specialization_aggregate_id(specialization_id),),

@@ -30,8 +30,9 @@ pytestmark = pytest.mark.integration
 
 def progress_of(settings: Settings, learner: str) -> LearnerProgress | None:
     try:
-        with psycopg.connect(services.database_url(settings), autocommit=True,
-                             connect_timeout=3) as conn:
+        with psycopg.connect(
+            services.database_url(settings), autocommit=True, connect_timeout=3
+        ) as conn:
             return learner_progress(conn, learner)
     except psycopg.OperationalError:
         return None
@@ -47,8 +48,9 @@ def passed_courses(settings: Settings, learner: str) -> set[str]:
 def start_ledger_run(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     ledger = Path(sys.executable).with_name("ledger")
     log = log_path.open("wb")
-    return subprocess.Popen([str(ledger), "run"], env=cli_env(settings), stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [str(ledger), "run"], env=cli_env(settings), stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def stop_ledger_run(process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -71,40 +73,48 @@ def log_events(log_path: Path) -> list[str]:
     return events
 
 
-def test_workers_recover_when_the_broker_comes_back(settings: Settings, publisher: Publisher,
-                                                    tmp_path: Path) -> None:
+def test_workers_recover_when_the_broker_comes_back(
+    settings: Settings, publisher: Publisher, tmp_path: Path
+) -> None:
     if settings.kafka_bootstrap:
         pytest.skip("LEDGER_KAFKA_BOOTSTRAP names an external broker this test must not stop")
     log_path = tmp_path / "ledger-run.log"
     process = start_ledger_run(settings, log_path)
     try:
-        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED,
-                                        at(0)))
+        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
         wait_for(lambda: specialization_stored(settings, DS), 90, "the catalog")
-        publisher.send(publisher.record("ledger.learner.enrolled.v1", "bea", enrolled("bea"),
-                                        at(1)),
-                       publisher.record("ledger.course.graded.v1", "bea",
-                                        graded("bea", "ds-1"), at(2)))
+        publisher.send(
+            publisher.record("ledger.learner.enrolled.v1", "bea", enrolled("bea"), at(1)),
+            publisher.record("ledger.course.graded.v1", "bea", graded("bea", "ds-1"), at(2)),
+        )
         wait_for(lambda: "ds-1" in passed_courses(settings, "bea"), 90, "the first grade")
 
         services.down(settings, Service.KAFKA)
         time.sleep(3)  # the workers are now polling a broker that is gone
         # Published while the broker is down: the producer holds it until the broker is back.
         during = publisher.record("ledger.course.graded.v1", "bea", graded("bea", "ds-2"), at(3))
-        sender = threading.Thread(target=publisher.send, args=(during,),
-                                  kwargs={"timeout_s": 150.0})
+        sender = threading.Thread(
+            target=publisher.send, args=(during,), kwargs={"timeout_s": 150.0}
+        )
         sender.start()
         time.sleep(2)
         services.up(settings, Service.KAFKA)
         sender.join(180)
         assert not sender.is_alive()
 
-        wait_for(lambda: "ds-2" in passed_courses(settings, "bea"), 120,
-                 "the grade published while the broker was down")
-        publisher.send(publisher.record("ledger.course.graded.v1", "bea",
-                                        graded("bea", "ds-3"), at(4)))
-        wait_for(lambda: "ds-3" in passed_courses(settings, "bea"), 60,
-                 "a grade published after the broker came back")
+        wait_for(
+            lambda: "ds-2" in passed_courses(settings, "bea"),
+            120,
+            "the grade published while the broker was down",
+        )
+        publisher.send(
+            publisher.record("ledger.course.graded.v1", "bea", graded("bea", "ds-3"), at(4))
+        )
+        wait_for(
+            lambda: "ds-3" in passed_courses(settings, "bea"),
+            60,
+            "a grade published after the broker came back",
+        )
         assert process.poll() is None, "`ledger run` died during the outage"
     finally:
         services.up(settings, Service.KAFKA)
@@ -114,11 +124,13 @@ def test_workers_recover_when_the_broker_comes_back(settings: Settings, publishe
     assert progress.enrollments[0].courses_passed == 3
 
 
-def test_workers_recover_when_the_database_comes_back(settings: Settings, publisher: Publisher,
-                                                      tmp_path: Path) -> None:
-    if settings.database_url and not services.status(
-        settings.model_copy(update={"database_url": None})
-    )[0].managed:
+def test_workers_recover_when_the_database_comes_back(
+    settings: Settings, publisher: Publisher, tmp_path: Path
+) -> None:
+    if (
+        settings.database_url
+        and not services.status(settings.model_copy(update={"database_url": None}))[0].managed
+    ):
         pytest.skip("the database is not the embedded one")
     base = settings.model_copy(update={"database_url": None})
     if Settings.from_env().database_url:
@@ -126,21 +138,25 @@ def test_workers_recover_when_the_database_comes_back(settings: Settings, publis
     log_path = tmp_path / "ledger-run.log"
     process = start_ledger_run(settings, log_path)
     try:
-        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED,
-                                        at(0)))
+        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
         wait_for(lambda: specialization_stored(settings, DS), 90, "the catalog")
-        publisher.send(publisher.record("ledger.learner.enrolled.v1", "cyd", enrolled("cyd"),
-                                        at(1)))
+        publisher.send(
+            publisher.record("ledger.learner.enrolled.v1", "cyd", enrolled("cyd"), at(1))
+        )
         wait_for(lambda: progress_of(settings, "cyd"), 90, "cyd's enrollment")
 
         services.down(base, Service.POSTGRES)
-        publisher.send(publisher.record("ledger.course.graded.v1", "cyd",
-                                        graded("cyd", "ds-5"), at(5)))
+        publisher.send(
+            publisher.record("ledger.course.graded.v1", "cyd", graded("cyd", "ds-5"), at(5))
+        )
         time.sleep(4)  # the intake now fails to store, and must not lose the message
         services.up(base, Service.POSTGRES)
 
-        wait_for(lambda: "ds-5" in passed_courses(settings, "cyd"), 120,
-                 "the grade published while the database was down")
+        wait_for(
+            lambda: "ds-5" in passed_courses(settings, "cyd"),
+            120,
+            "the grade published while the database was down",
+        )
         assert process.poll() is None, "`ledger run` died during the outage"
     finally:
         services.up(base, Service.POSTGRES)

@@ -19,8 +19,7 @@ def test_data_survives_stack_down_and_up(settings: Settings, publisher: Publishe
     if Settings.from_env().database_url or settings.kafka_bootstrap:
         pytest.skip("the environment names its own services; `stack down` would not stop them")
     with Pipeline(settings):
-        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED,
-                                        at(0)))
+        publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
         wait_for(lambda: specialization_stored(settings, DS), 60, "the catalog")
         publisher.send(
             publisher.record("ledger.learner.enrolled.v1", "dot", enrolled("dot", "audit"), at(1)),

@@ -32,15 +32,6 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def pytest_report_header() -> list[str]:
-    settings = Settings.from_env()
-    lines = []
-    for status in services.status(settings):
-        state = "running" if status.running else "NOT RUNNING"
-        lines.append(f"ledger {status.service}: {state} at {status.where} ({status.detail})")
-    return lines
-
-
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     settings = Settings.from_env()

@@ -62,8 +62,8 @@ def running_pid(state_dir: Path) -> int | None:
     return pid if b"kafka.Kafka" in cmdline else None
 
 
-def check_toolchain() -> None:
-    """Raise a clear `StackError` unless Java 17+ and Maven are on PATH."""
+def check_toolchain(*, maven: bool = True) -> None:
+    """Raise a clear `StackError` unless Java 17+ (and, to resolve jars, Maven) are on PATH."""
     java = shutil.which("java")
     if java is None:
         raise StackError(
@@ -79,7 +79,7 @@ def check_toolchain() -> None:
             f"Java {found} found, the Kafka broker needs Java {MIN_JAVA} or newer; "
             "install it or set LEDGER_KAFKA_BOOTSTRAP"
         )
-    if shutil.which("mvn") is None:
+    if maven and shutil.which("mvn") is None:
         raise StackError(
             "Maven is not installed: it resolves the Kafka broker's jars from Maven Central "
             "(Debian: apt-get install maven), or set LEDGER_KAFKA_BOOTSTRAP"
@@ -218,6 +218,7 @@ def start(state_dir: Path, timeout_s: float = 120.0) -> int:
             f"LEDGER_KAFKA_BOOTSTRAP={HOST}:{CLIENT_PORT} to use it as the ledger's broker, "
             "or stop it"
         )
+    check_toolchain(maven=False)
     lib = ensure_jars(state_dir)
     properties = ensure_formatted(state_dir, lib)
     directory = kafka_dir(state_dir)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from commands.messages import CONTRACT_TYPES_NOT_YET_HANDLED, MESSAGE_TYPES, MessageData
+from commands.messages import MESSAGE_TYPES, MessageData
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BINARY_PREFIX = "ce_"
@@ -143,13 +143,6 @@ def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> I
     ident = {"source": envelope.source, "message_id": envelope.id}
     model = MESSAGE_TYPES.get(envelope.type)
     if model is None:
-        if envelope.type in CONTRACT_TYPES_NOT_YET_HANDLED:
-            raise RejectedMessage(
-                "unsupported_type",
-                f"{envelope.type} is in the contract but this ledger version does not handle "
-                "it yet; the message is kept and can be retried with `ledger rejections retry`",
-                **ident,
-            )
         known = ", ".join(sorted(MESSAGE_TYPES))
         raise RejectedMessage(
             "unknown_type", f"unknown type {envelope.type!r}; known types: {known}", **ident

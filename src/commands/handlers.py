@@ -82,6 +82,48 @@ def course_graded(session: LedgerSession, message: InboundMessage) -> None:
     session.record_grade(d.learner_id, d.course_id, d.grade, d.passed, message.time)
 
 
+def payment_captured(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.PaymentCaptured)
+    session.capture_payment(
+        d.learner_id, d.payment_id, d.course_id, d.amount, d.currency, message.time
+    )
+
+
+def refund_requested(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.RefundRequested)
+    session.request_refund(d.learner_id, d.payment_id, message.time)
+
+
+def payment_charged_back(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.PaymentChargedBack)
+    session.charge_back(d.learner_id, d.payment_id, message.time)
+
+
+def aid_granted(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.AidGranted)
+    session.grant_aid(d.learner_id, d.course_id, message.time)
+
+
+def identity_verified(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.IdentityVerified)
+    session.verify_identity(d.learner_id, d.method, d.expires_at, message.time)
+
+
+def identity_rejected(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.IdentityRejected)
+    session.reject_identity(d.learner_id, d.reason, message.time)
+
+
+def identity_revoked(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.IdentityRevoked)
+    session.revoke_identity(d.learner_id, d.reason, message.time)
+
+
+def certificate_revoked(session: LedgerSession, message: InboundMessage) -> None:
+    d = _data(message, m.CertificateRevoked)
+    session.revoke_certificate(d.learner_id, d.certificate_id, d.reason, message.time)
+
+
 HANDLERS: dict[str, Handler] = {
     m.SpecializationPublished.TYPE: specialization_published,
     m.SpecializationRevised.TYPE: specialization_revised,
@@ -90,9 +132,18 @@ HANDLERS: dict[str, Handler] = {
     m.LearnerUnenrolled.TYPE: learner_unenrolled,
     m.LearnerIntentChanged.TYPE: learner_intent_changed,
     m.CourseGraded.TYPE: course_graded,
+    m.PaymentCaptured.TYPE: payment_captured,
+    m.RefundRequested.TYPE: refund_requested,
+    m.PaymentChargedBack.TYPE: payment_charged_back,
+    m.AidGranted.TYPE: aid_granted,
+    m.IdentityVerified.TYPE: identity_verified,
+    m.IdentityRejected.TYPE: identity_rejected,
+    m.IdentityRevoked.TYPE: identity_revoked,
+    m.CertificateRevoked.TYPE: certificate_revoked,
 }
 
 
 def handle(session: LedgerSession, message: InboundMessage) -> None:
     """Apply one valid message to the session (raises `LedgerError` if it cannot be recorded)."""
+    session.message_type = message.type
     HANDLERS[message.type](session, message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
 CourseId = Annotated[str, Field(min_length=1, max_length=100)]
@@ -102,7 +102,52 @@ class CourseGraded(LearnerData):
     passed: bool
 
 
-#: Every inbound type this version of the ledger handles, by CloudEvent `type`.
+class PaymentCaptured(LearnerData):
+    TYPE: ClassVar[str] = "ledger.payment.captured.v1"
+    payment_id: NonEmpty
+    course_id: CourseId
+    amount: Amount
+    currency: Currency
+
+
+class RefundRequested(LearnerData):
+    TYPE: ClassVar[str] = "ledger.payment.refund_requested.v1"
+    payment_id: NonEmpty
+
+
+class PaymentChargedBack(LearnerData):
+    TYPE: ClassVar[str] = "ledger.payment.charged_back.v1"
+    payment_id: NonEmpty
+
+
+class AidGranted(LearnerData):
+    TYPE: ClassVar[str] = "ledger.aid.granted.v1"
+    course_id: CourseId
+
+
+class IdentityVerified(LearnerData):
+    TYPE: ClassVar[str] = "ledger.identity.verified.v1"
+    method: NonEmpty
+    expires_at: AwareDatetime | None = None
+
+
+class IdentityRejected(LearnerData):
+    TYPE: ClassVar[str] = "ledger.identity.rejected.v1"
+    reason: NonEmpty
+
+
+class IdentityRevoked(LearnerData):
+    TYPE: ClassVar[str] = "ledger.identity.revoked.v1"
+    reason: NonEmpty
+
+
+class CertificateRevoked(LearnerData):
+    TYPE: ClassVar[str] = "ledger.certificate.revoked.v1"
+    certificate_id: NonEmpty
+    reason: NonEmpty
+
+
+#: Every inbound type of the contract (DESIGN §4), by CloudEvent `type`.
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     model.TYPE: model
     for model in (
@@ -113,20 +158,13 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
         LearnerUnenrolled,
         LearnerIntentChanged,
         CourseGraded,
+        PaymentCaptured,
+        RefundRequested,
+        PaymentChargedBack,
+        AidGranted,
+        IdentityVerified,
+        IdentityRejected,
+        IdentityRevoked,
+        CertificateRevoked,
     )
 }
-
-#: Types of the contract (DESIGN §4) whose handling the rulebook issue adds; until then they are
-#: rejected as `unsupported_type`, kept, and can be retried once the ledger handles them.
-CONTRACT_TYPES_NOT_YET_HANDLED = frozenset(
-    {
-        "ledger.payment.captured.v1",
-        "ledger.payment.refund_requested.v1",
-        "ledger.payment.charged_back.v1",
-        "ledger.aid.granted.v1",
-        "ledger.identity.verified.v1",
-        "ledger.identity.rejected.v1",
-        "ledger.identity.revoked.v1",
-        "ledger.certificate.revoked.v1",
-    }
-)

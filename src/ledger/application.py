@@ -104,6 +104,8 @@ class LedgerSession:
         self.ledger = ledger
         self._aggregates: dict[UUID, Learner | Specialization] = {}
         self._missing: set[UUID] = set()
+        #: The inbound type being handled, recorded on a learner it registers (E0).
+        self.message_type: str | None = None
 
     def __enter__(self) -> LedgerSession:
         return self
@@ -148,7 +150,7 @@ class LedgerSession:
         found = self._load(learner_aggregate_id(learner_id))
         if isinstance(found, Learner):
             return found
-        learner = Learner.register(learner_id, at)
+        learner = Learner.register(learner_id, at, self.message_type)
         self._keep(learner)
         return learner
 
@@ -229,9 +231,45 @@ class LedgerSession:
     ) -> None:
         self.learner(learner_id, at).change_intent(specialization_id, intent, at)
 
-    # Courses
+    # Courses, payments, identity, certificates (K1-K6, P1-P5, I1)
 
     def record_grade(
         self, learner_id: str, course_id: str, grade: Decimal, passed: bool, at: datetime
     ) -> None:
         self.learner(learner_id, at).record_grade(course_id, grade, passed, at)
+
+    def capture_payment(
+        self,
+        learner_id: str,
+        payment_id: str,
+        course_id: str,
+        amount: Decimal,
+        currency: str,
+        at: datetime,
+    ) -> None:
+        self.learner(learner_id, at).capture_payment(payment_id, course_id, amount, currency, at)
+
+    def request_refund(self, learner_id: str, payment_id: str, at: datetime) -> None:
+        self.learner(learner_id, at).request_refund(payment_id, at)
+
+    def charge_back(self, learner_id: str, payment_id: str, at: datetime) -> None:
+        self.learner(learner_id, at).charge_back(payment_id, at)
+
+    def grant_aid(self, learner_id: str, course_id: str, at: datetime) -> None:
+        self.learner(learner_id, at).grant_aid(course_id, at)
+
+    def verify_identity(
+        self, learner_id: str, method: str, expires_at: datetime | None, at: datetime
+    ) -> None:
+        self.learner(learner_id, at).verify_identity(method, expires_at, at)
+
+    def reject_identity(self, learner_id: str, reason: str, at: datetime) -> None:
+        self.learner(learner_id, at).reject_identity(reason, at)
+
+    def revoke_identity(self, learner_id: str, reason: str, at: datetime) -> None:
+        self.learner(learner_id, at).revoke_identity(reason, at)
+
+    def revoke_certificate(
+        self, learner_id: str, certificate_id: str, reason: str, at: datetime
+    ) -> None:
+        self.learner(learner_id, at).revoke_certificate(certificate_id, reason, at)

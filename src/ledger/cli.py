@@ -164,6 +164,27 @@ def learner_show(
         render_progress(out, progress)
 
 
+@app.command("schemas")
+def schemas_command(
+    root: Annotated[Path, typer.Option(help="Where the schemas live.")] = Path("schemas"),
+    check: Annotated[bool, typer.Option("--check", help="Only report drift.")] = False,
+) -> None:
+    """Write (or --check) the JSON Schemas and examples of every message type."""
+    from ledger import schemas  # noqa: PLC0415 - only needed here
+
+    if check:
+        problems = schemas.drift(root)
+        for problem in problems:
+            err.print(problem)
+        if problems:
+            err.print("run `ledger schemas` to regenerate")
+            raise typer.Exit(1)
+        out.print(f"{root}: in step with the code")
+        return
+    written = schemas.write(root)
+    out.print(f"wrote {len(written)} files under {root}")
+
+
 @app.command("demo")
 def demo(
     learners: Annotated[int, typer.Option(min=1, max=100_000, help="Learners in the cohort.")] = 12,

@@ -5,65 +5,93 @@ meant for the library, not for consumers; here each event becomes plain JSON `da
 mode `ce_` headers: a deterministic id (aggregate id and version, so a republished event is
 recognisably the same), the stable type name with its version, the learner (or specialization)
 as subject, the business time, the recorded time, and the aggregate version as sequence.
+
+The `data` is exactly the hash chain's canonical data (`ledger.domain.chain`), so an auditor can
+recompute every learner event's hash from what was published. Each event class has a pydantic
+model built from its own annotations (`OUTBOUND_MODELS`): the relay validates every event
+against it before publishing, and `schemas/` is generated from it.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from decimal import Decimal
-from enum import Enum
+import typing
 from typing import Any
-from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, create_model
 
 from ledger.broker import OutRecord
+from ledger.domain import Learner, Specialization
+from ledger.domain.chain import ENVELOPE_FIELDS, event_data, plain
 
 SOURCE = "urn:ledger"
-_ENVELOPE_FIELDS = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic"}
-)
 
 
-def _plain(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def event_type(event: Any) -> str:
+def event_type(event_class: type[Any]) -> str:
     """The wire name: the event's stable topic plus its class version (`...enrolled.v1`)."""
-    return f"{type(event).TOPIC}.v{getattr(type(event), 'class_version', 1)}"
+    return f"{event_class.TOPIC}.v{getattr(event_class, 'class_version', 1)}"
 
 
-def event_data(event: Any) -> dict[str, Any]:
-    """The event's own fields as plain JSON values."""
-    return {k: _plain(v) for k, v in vars(event).items() if k not in _ENVELOPE_FIELDS}
+def _event_classes() -> list[type[Any]]:
+    classes = []
+    for aggregate in (Specialization, Learner):
+        for name, value in vars(aggregate).items():
+            if (
+                isinstance(value, type)
+                and hasattr(value, "TOPIC")
+                and name not in ("Event", "Created")
+            ):
+                classes.append(value)
+    return classes
+
+
+class OutboundData(BaseModel):
+    """Base of the outbound `data` models: immutable, nothing beyond the event's fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _model_for(event_class: type[Any]) -> type[OutboundData]:
+    hints = typing.get_type_hints(event_class)
+    fields: dict[str, Any] = {
+        name: (annotation, ...)
+        for name, annotation in hints.items()
+        if name not in ENVELOPE_FIELDS
+        and not name.startswith("_")
+        and name not in ("TOPIC", "class_version")
+        and typing.get_origin(annotation) is not typing.ClassVar
+    }
+    model: type[OutboundData] = create_model(
+        event_class.__qualname__.replace(".", ""),
+        __base__=OutboundData,
+        __doc__=(event_class.__doc__ or "").strip(),
+        **fields,
+    )
+    return model
+
+
+#: The data model of every outbound event type, by `ce_type`.
+OUTBOUND_MODELS: dict[str, type[OutboundData]] = {
+    event_type(cls): _model_for(cls) for cls in _event_classes()
+}
 
 
 def to_record(topic: str, event: Any, subject: str) -> OutRecord:
     """The Kafka record for one stored event; key = aggregate id, so order holds per learner."""
     aggregate_id = str(event.originator_id)
     version = int(event.originator_version)
+    ce_type = event_type(type(event))
     data = event_data(event)
-    business_time = data.get("at") or _plain(event.timestamp)
+    OUTBOUND_MODELS[ce_type].model_validate(data)  # the contract, checked before it leaves
+    business_time = data.get("at") or plain(event.timestamp)
     headers: list[tuple[str, bytes | None]] = [
         ("ce_specversion", b"1.0"),
         ("ce_id", f"{aggregate_id}:{version}".encode()),
         ("ce_source", SOURCE.encode()),
-        ("ce_type", event_type(event).encode()),
+        ("ce_type", ce_type.encode()),
         ("ce_subject", subject.encode()),
         ("ce_time", str(business_time).encode()),
-        ("ce_recordedtime", _plain(event.timestamp).encode()),
+        ("ce_recordedtime", plain(event.timestamp).encode()),
         ("ce_sequence", str(version).encode()),
         ("content-type", b"application/json"),
     ]

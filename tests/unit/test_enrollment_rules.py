@@ -70,7 +70,7 @@ def test_E2_unenrolling_ends_the_enrollment_and_keeps_results() -> None:
     learner.record_grade("ds-1", Decimal("0.9"), True, T0 + timedelta(days=1))
     learner.unenroll("ds", T0 + timedelta(days=2))
     assert learner.active_enrollment("ds") is None
-    assert learner.results["ds-1"].passed
+    assert learner.is_passed("ds-1")
 
 
 def test_E2_re_enrolling_pins_the_then_newest_version() -> None:

@@ -35,7 +35,7 @@ def test_a_session_commits_many_commands_in_one_save(ledger: Ledger) -> None:
     learner = ledger.get_learner("ada")
     assert learner is not None
     assert learner.version == 3  # registered, enrolled, graded
-    assert learner.results["ds-1"].grade == Decimal("0.8")
+    assert learner.results["ds-1"].latest_grade == Decimal("0.8")
 
 
 def test_catalog_publication_repeated_unchanged_is_a_no_op(ledger: Ledger) -> None:
@@ -68,7 +68,7 @@ def test_a_learner_first_named_by_a_grade_exists(ledger: Ledger) -> None:
     learner = ledger.get_learner("grace")
     assert learner is not None
     assert learner.registered_at == T0
-    assert not learner.results["ds-4"].passed
+    assert not learner.is_passed("ds-4")
 
 
 commands = st.lists(

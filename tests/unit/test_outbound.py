@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 from ledger.domain import Learner
+from ledger.domain.chain import hash_of_event
 from ledger.outbound import subject_of, to_record
 
 from .conftest import T0
@@ -28,4 +29,5 @@ def test_an_event_becomes_a_binary_mode_cloudevent() -> None:
         "grade": "0.85",
         "passed": True,
         "at": T0.isoformat(),
+        "previous_hash": hash_of_event(registered),
     }

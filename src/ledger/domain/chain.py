@@ -1,0 +1,86 @@
+"""The hash chain through a learner's history: the canonical form of an event and its hash.
+
+Each learner event carries `previous_hash`, the sha-256 of the learner's previous event in this
+canonical form, so the stream is a chain: editing, removing or reordering any event breaks every
+link after it. The first event links to `GENESIS`.
+
+Canonical form (what `docs/rules.md` documents for auditors): a JSON object with exactly the keys
+`id` ("<aggregate id>:<version>"), `type` (the stable event name *without* its version suffix),
+`recordedtime` (ISO 8601) and `data` (the event's own fields, `previous_hash` included, fields
+whose value is null left out; decimals as strings, times as ISO 8601, tuples as arrays), encoded
+as UTF-8 JSON with keys sorted and no whitespace (`separators=(",", ":")`, `ensure_ascii=False`).
+The version suffix and null fields are left out on purpose: an upcaster that adds a field with a
+null default (the only kind of change allowed to a stored event) keeps every hash valid.
+
+This module is pure (standard library only): the domain computes the chain, and auditors can
+recompute it from an export with nothing else installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+GENESIS = "0" * 64
+
+#: Attributes of an eventsourcing event that are its envelope, not its data.
+ENVELOPE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic"}
+)
+
+
+def plain(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
+    """A JSON-ready copy of an event field value."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """The event's own fields (not its envelope) as plain JSON values."""
+    return {k: plain(v) for k, v in vars(event).items() if k not in ENVELOPE_FIELDS}
+
+
+def canonical(event_id: str, event_type: str, recorded_time: str, data: dict[str, Any]) -> bytes:
+    """The canonical bytes of one event (see the module docstring)."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "recordedtime": recorded_time,
+            "data": {k: v for k, v in data.items() if v is not None},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def chain_hash(event_id: str, event_type: str, recorded_time: str, data: dict[str, Any]) -> str:
+    """sha-256, hex, of the canonical form."""
+    return hashlib.sha256(canonical(event_id, event_type, recorded_time, data)).hexdigest()
+
+
+def hash_of_event(event: Any) -> str:
+    """The chain hash of a domain event object."""
+    return chain_hash(
+        f"{event.originator_id}:{event.originator_version}",
+        type(event).TOPIC,
+        plain(event.timestamp),
+        event_data(event),
+    )

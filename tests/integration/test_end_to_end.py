@@ -89,7 +89,7 @@ def test_messages_flow_from_intake_to_the_read_model(
     records = read_topic(settings, settings.events_topic, expect=6)
     ada = [r for r in records if r.header("ce_subject") == "ada"]
     assert [r.header("ce_type") for r in ada] == [
-        "ledger.learner.registered.v1",
+        "ledger.learner.registered.v2",
         "ledger.learner.enrolled.v1",
         "ledger.learner.course_graded.v1",
         "ledger.learner.course_graded.v1",

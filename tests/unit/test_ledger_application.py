@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.application import Ledger
@@ -84,7 +84,6 @@ commands = st.lists(
 )
 
 
-@settings(max_examples=100, deadline=None)
 @given(commands)
 def test_a_learner_rebuilt_from_its_stored_events_equals_the_live_one(
     script: list[tuple[str, str, object]],

@@ -395,6 +395,7 @@ class Learner(Aggregate):
         self.payments: dict[str, Payment] = {}
         self.aid: dict[str, tuple[datetime, str]] = {}
         self.verifications: list[Verification] = []
+        self.identity_revocations: list[datetime] = []
         self.certificates: dict[str, Certificate] = {}
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
@@ -862,7 +863,14 @@ class Learner(Aggregate):
 
     @event(IdentityVerified)
     def _identity_verified(self, method: str, expires_at: datetime, at: datetime) -> None:
-        self.verifications.append(Verification(self._next_event_id(), method, at, expires_at))
+        # A revocation already recorded with a later business time ends this one too, so the
+        # outcome does not depend on which message arrived first.
+        later_revocations = [r for r in self.identity_revocations if r >= at]
+        self.verifications.append(
+            Verification(
+                self._next_event_id(), method, at, expires_at, min(later_revocations, default=None)
+            )
+        )
 
     def reject_identity(self, reason: str, at: datetime) -> None:
         """I1: a failed verification is history; nothing valid before changes."""
@@ -873,13 +881,33 @@ class Learner(Aggregate):
         """Changes nothing (I1)."""
 
     def revoke_identity(self, reason: str, at: datetime) -> None:
-        """I1: every verification valid at `at` ends at `at`; later ones are untouched."""
+        """I1: every verification begun by `at` ends at `at`; later ones are untouched.
+
+        A revocation may arrive after certificates that were earned later than its own time,
+        on a verification it ends: those no longer rest on a valid identity and are revoked;
+        `_settle` then re-issues course certificates another verification supports.
+        """
         self._identity_revoked(reason=reason, at=at)
+        by_event = {v.event_id: v for v in self.verifications}
+        for cert in list(self.certificates.values()):
+            verification = by_event.get(cert.evidence[-1])
+            if cert.is_live and verification and not verification.valid_at(cert.earned_at):
+                self._certificate_revoked(
+                    certificate_id=cert.certificate_id,
+                    reason=Reason.IDENTITY_REVOKED.value,
+                    detail=f"the identity verification it rested on was revoked as of "
+                    f"{at.isoformat()}, before it was earned",
+                    by_trust_and_safety=False,
+                    at=at,
+                )
+        self._settle(at)
 
     @event(IdentityRevoked)
     def _identity_revoked(self, reason: str, at: datetime) -> None:
+        self.identity_revocations.append(at)
         for verification in self.verifications:
-            if verification.valid_at(at):
+            ends = verification.revoked_at
+            if verification.verified_at <= at and (ends is None or at < ends):
                 verification.revoked_at = at
 
     # Certificates (K1, K3, K4, K5)

@@ -40,4 +40,7 @@ class Reason(StrEnum):
     CERTIFICATE_ALREADY_REVOKED = "certificate_already_revoked"
     # K5, P5: why a certificate was revoked by the ledger itself.
     COURSE_CERTIFICATE_REVOKED = "course_certificate_revoked"
+    #: I1, K1, K3: a late revocation ended the verification a certificate rested on before the
+    #: moment the certificate was earned.
+    IDENTITY_REVOKED = "identity_revoked"
     TRUST_AND_SAFETY = "trust_and_safety"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from decimal import Decimal
 
@@ -38,7 +39,7 @@ def test_each_event_carries_the_hash_of_the_one_before(ledger: Ledger) -> None:
     events = history(ledger, "ada")
     assert len(events) == 4
     assert events[0].previous_hash == GENESIS
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.previous_hash == hash_of_event(before)
     learner = ledger.get_learner("ada")
     assert learner is not None

@@ -72,3 +72,20 @@ def test_C3_retire_is_recorded_once() -> None:
     assert spec.is_retired
     assert spec.retired_at == T0 + timedelta(days=3)
     assert [type(e).__name__ for e in spec.collect_events()] == ["Published", "Retired"]
+
+
+def test_C1_at_least_one_partner() -> None:
+    from ledger.domain import Policy, Specialization
+
+    with pytest.raises(CatalogError, match="names no partner"):
+        Specialization.publish(
+            specialization_id="ds",
+            title="DS",
+            partners=(),
+            language="en",
+            courses=DS_COURSES,
+            capstone_course_id="cap",
+            price=Price(),
+            policy=Policy(),
+            at=T0,
+        )

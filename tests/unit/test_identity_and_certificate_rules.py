@@ -310,3 +310,26 @@ def test_E1_intent_is_recorded_not_required() -> None:
     learner.enroll(spec, "ds", Intent.AUDIT, T0)
     complete(learner)
     assert len(specialization_certificates(learner)) == 1
+
+
+def test_I1_K1_a_late_revocation_revokes_certificates_earned_on_the_ended_verification() -> None:
+    learner = small_enrolled()
+    learner.verify_identity("id", None, T0)
+    certify(learner, "a", T0 + 5 * DAY)
+    certify(learner, "b", T0 + DAY)
+    learner.revoke_identity("stolen document", T0 + 2 * DAY)  # arrives after the certificates
+    assert course_certificates(learner) == {"b"}
+    (revoked,) = events_of(learner, Learner.CertificateRevoked)
+    assert revoked.reason == Reason.IDENTITY_REVOKED
+    learner.verify_identity("id", None, T0 + 10 * DAY)
+    cert = learner.live_course_certificate("a")
+    assert cert is not None
+    assert cert.earned_at == T0 + 10 * DAY
+
+
+def test_I1_a_verification_arriving_after_a_later_revocation_ends_at_it() -> None:
+    learner = Learner.register("ada", T0)
+    learner.revoke_identity("fraud", T0 + 5 * DAY)
+    learner.verify_identity("id", None, T0)
+    assert learner.identity_valid_at(T0 + DAY)
+    assert not learner.identity_valid_at(T0 + 5 * DAY)

@@ -116,6 +116,13 @@ MUTATIONS = [
         "if False:",
     ),
     (
+        "I1 late revocation revokes",
+        LEARNER,
+        "if cert.is_live and verification and not verification.valid_at(cert.earned_at):",
+        "if False:",
+    ),
+    ("I1 revocation recorded before", LEARNER, "min(later_revocations, default=None)", "None"),
+    (
         "K1 passed",
         LEARNER,
         "if result is None or result.first_pass is None or paid is None:",

@@ -136,73 +136,75 @@ class Cohort:
         ]
 
     def learner_messages(self) -> list[OutRecord]:
+        """Each learner's messages, in the order the platform's services would send them."""
         records: list[OutRecord] = []
         for n in range(self.learners):
-            learner = f"learner-{n + 1:04d}"
-            entry = CATALOG[n % len(CATALOG)]
-            when = START + timedelta(days=self.rng.randint(0, 60), minutes=n)
-            intent = "certificate" if self.rng.random() < 0.4 else "audit"
-            records.append(
-                self._record(
-                    "ledger.learner.enrolled.v1",
-                    when,
-                    learner,
-                    {
-                        "learner_id": learner,
-                        "specialization_id": entry.specialization_id,
-                        "intent": intent,
-                    },
-                )
-            )
-            # Most learners drift away early; some go all the way.
-            reach = self.rng.choice([0, 0, 1, 1, 2, 3, len(entry.courses), len(entry.courses) + 1])
-            for course in [*entry.courses, entry.capstone][:reach]:
-                when += timedelta(days=self.rng.randint(20, 45))
-                grade = round(self.rng.uniform(0.55, 1.0), 2)
-                records.append(
-                    self._record(
-                        "ledger.course.graded.v1",
-                        when,
-                        learner,
-                        {
-                            "learner_id": learner,
-                            "course_id": course,
-                            "grade": str(grade),
-                            "passed": grade >= 0.7,
-                        },
-                    )
-                )
-            if intent == "audit" and reach >= 2:
-                records.append(
-                    self._record(
-                        "ledger.learner.intent_changed.v1",
-                        when + timedelta(hours=1),
-                        learner,
-                        {
-                            "learner_id": learner,
-                            "specialization_id": entry.specialization_id,
-                            "intent": "certificate",
-                        },
-                    )
-                )
-            if n % 7 == 3:  # a second enrollment request: the rules say no, and say why
-                records.append(
-                    self._record(
-                        "ledger.learner.enrolled.v1",
-                        when + timedelta(hours=2),
-                        learner,
-                        {
-                            "learner_id": learner,
-                            "specialization_id": entry.specialization_id,
-                            "intent": "certificate",
-                        },
-                    )
-                )
+            records.extend(self._learner(n, f"learner-{n + 1:04d}", CATALOG[n % len(CATALOG)]))
         # One message no service should send: it is kept with its reason, not lost.
         records.append(
             OutRecord(self.topic, b"learner-0001", b'{"specversion": "1.0", "id": 7', [])
         )
         return records
+
+    def _learner(self, n: int, learner: str, entry: CatalogEntry) -> list[OutRecord]:
+        rng = self.rng
+        out: list[OutRecord] = []
+
+        def send(event_type: str, when: datetime, **data: Any) -> None:
+            out.append(self._record(event_type, when, learner, {"learner_id": learner, **data}))
+
+        when = START + timedelta(days=rng.randint(0, 60), minutes=n)
+        intent = "certificate" if rng.random() < 0.4 else "audit"
+        spec = entry.specialization_id
+        send("ledger.learner.enrolled.v1", when, specialization_id=spec, intent=intent)
+        # Those who state an intent to earn a certificate pay far more often; payers persist.
+        payer = rng.random() < (0.6 if intent == "certificate" else 0.1)
+        all_courses = [*entry.courses, entry.capstone]
+        if payer:
+            reach = rng.choice([2, len(all_courses), len(all_courses), len(all_courses)])
+            send("ledger.identity.verified.v1", when + timedelta(days=1), method="government_id")
+        else:
+            reach = rng.choice([0, 0, 0, 1, 1, 2, 3])
+        for index, course in enumerate(all_courses[:reach]):
+            if payer:
+                send(
+                    "ledger.payment.captured.v1",
+                    when + timedelta(hours=2),
+                    payment_id=f"pay-{self.run_id}-{learner}-{index}",
+                    course_id=course,
+                    amount="49.00",
+                    currency="USD",
+                )
+            when += timedelta(days=rng.randint(20, 45))
+            grade = round(rng.uniform(0.72 if payer else 0.55, 1.0), 2)
+            send(
+                "ledger.course.graded.v1",
+                when,
+                course_id=course,
+                grade=str(grade),
+                passed=grade >= 0.7,
+            )
+        if intent == "audit" and reach >= 2:
+            send(
+                "ledger.learner.intent_changed.v1",
+                when + timedelta(hours=1),
+                specialization_id=spec,
+                intent="certificate",
+            )
+        if n % 7 == 3:  # a second enrollment request: the rules say no, and say why
+            send(
+                "ledger.learner.enrolled.v1",
+                when + timedelta(hours=2),
+                specialization_id=spec,
+                intent="certificate",
+            )
+        if payer and n % 5 == 1:  # a refund asked for long after the window closed
+            send(
+                "ledger.payment.refund_requested.v1",
+                when + timedelta(days=30),
+                payment_id=f"pay-{self.run_id}-{learner}-0",
+            )
+        return out
 
 
 def _wait_for_catalog(pipeline: Pipeline, timeout_s: float = 60.0) -> None:
@@ -269,7 +271,7 @@ def run_demo(settings: Settings, learners: int, seed: int, console: Console) -> 
 def print_summary(console: Console, settings: Settings, learners: int) -> None:
     url = services.database_url(settings)
     table = Table(title="What support staff see (learner progress read model)")
-    for column in ("learner", "specialization", "intent", "status", "passed", "complete"):
+    for column in ("learner", "specialization", "intent", "status", "certified", "complete"):
         table.add_column(column)
     shown: list[LearnerProgress] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -284,7 +286,7 @@ def print_summary(console: Console, settings: Settings, learners: int) -> None:
                     e.title,
                     e.intent,
                     "active" if e.active else "ended",
-                    f"{e.courses_passed}/{e.courses_total}",
+                    f"{e.courses_certified}/{e.courses_total}",
                     f"{e.percent_complete:.0f}%",
                 )
         rejected = conn.execute(

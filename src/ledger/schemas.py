@@ -64,6 +64,7 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "subject": "jhu-data-science",
     "by_trust_and_safety": True,
     "first_message_type": "ledger.learner.enrolled.v1",
+    "curricula": ["jhu-data-science@v1"],
 }
 
 

@@ -1,9 +1,11 @@
 """Learner progress: "where is this learner in each specialization they enrolled in?"
 
 Per learner and enrollment: the curriculum version pinned, intent, whether the enrollment is
-active, each pinned course's state and the capstone's, and the percentage complete. Course
-results are kept per learner (not per enrollment) because a course shared by two
-specializations counts for both. Specialization titles come from the catalog events.
+active, each pinned course's state and the capstone's (passed, paid, certified), identity status
+and expiry, the specialization certificate if any, and the percentage complete (courses with a
+live certificate out of courses plus capstone). Course states are kept per learner, not per
+enrollment, because a course shared by two specializations counts for both. Specialization
+titles come from the catalog events.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS lp_learners (
 CREATE TABLE IF NOT EXISTS lp_enrollments (
     learner_id text NOT NULL,
     specialization_id text NOT NULL,
+    enrollment_id text NOT NULL,
     curriculum_version int NOT NULL,
     intent text NOT NULL,
     courses text[] NOT NULL,
@@ -44,13 +47,42 @@ CREATE TABLE IF NOT EXISTS lp_enrollments (
     ended_at timestamptz,
     PRIMARY KEY (learner_id, specialization_id)
 );
-CREATE TABLE IF NOT EXISTS lp_course_results (
+CREATE TABLE IF NOT EXISTS lp_courses (
     learner_id text NOT NULL,
     course_id text NOT NULL,
-    grade numeric NOT NULL,
-    passed boolean NOT NULL,
-    graded_at timestamptz NOT NULL,
+    grade numeric,
+    passed boolean NOT NULL DEFAULT false,
+    graded_at timestamptz,
+    paid_by text[] NOT NULL DEFAULT '{}',
+    certificate_id text,
+    certified_at timestamptz,
     PRIMARY KEY (learner_id, course_id)
+);
+CREATE TABLE IF NOT EXISTS lp_certificates (
+    certificate_id text PRIMARY KEY,
+    learner_id text NOT NULL,
+    kind text NOT NULL,
+    subject text NOT NULL,
+    enrollment_id text,
+    verification_code text NOT NULL,
+    earned_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    revoked_reason text
+);
+CREATE TABLE IF NOT EXISTS lp_verifications (
+    learner_id text NOT NULL,
+    event_id text NOT NULL,
+    method text NOT NULL,
+    verified_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    PRIMARY KEY (learner_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS lp_identity_revocations (
+    learner_id text NOT NULL,
+    version bigint NOT NULL,
+    at timestamptz NOT NULL,
+    PRIMARY KEY (learner_id, version)
 );
 CREATE TABLE IF NOT EXISTS lp_refusals (
     learner_id text NOT NULL,
@@ -72,6 +104,23 @@ def _touch(cur: Cur, event: LedgerEvent) -> None:
         "UPDATE lp_learners SET updated_at = greatest(updated_at, %s), events = events + 1 "
         "WHERE learner_id = %s",
         (event.time, event.subject),
+    )
+
+
+def _course_row(cur: Cur, learner_id: str, course_id: str) -> None:
+    cur.execute(
+        "INSERT INTO lp_courses (learner_id, course_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (learner_id, course_id),
+    )
+
+
+def _refusal(
+    cur: Cur, event: LedgerEvent, request: str, subject: str, reason: str, detail: str
+) -> None:
+    cur.execute(
+        "INSERT INTO lp_refusals (learner_id, version, at, request, subject, reason, detail) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (event.subject, event.version, event.time, request, subject, reason, detail),
     )
 
 
@@ -103,16 +152,18 @@ def on_registered(cur: Cur, event: LedgerEvent) -> None:
 def on_enrolled(cur: Cur, event: LedgerEvent) -> None:
     d = event.data
     cur.execute(
-        "INSERT INTO lp_enrollments (learner_id, specialization_id, curriculum_version, intent,"
-        " courses, capstone_course_id, enrolled_at, ended_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, NULL) "
+        "INSERT INTO lp_enrollments (learner_id, specialization_id, enrollment_id,"
+        " curriculum_version, intent, courses, capstone_course_id, enrolled_at, ended_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL) "
         "ON CONFLICT (learner_id, specialization_id) DO UPDATE SET "
-        "curriculum_version = EXCLUDED.curriculum_version, intent = EXCLUDED.intent, "
-        "courses = EXCLUDED.courses, capstone_course_id = EXCLUDED.capstone_course_id, "
-        "enrolled_at = EXCLUDED.enrolled_at, ended_at = NULL",
+        "enrollment_id = EXCLUDED.enrollment_id, curriculum_version = EXCLUDED.curriculum_version,"
+        " intent = EXCLUDED.intent, courses = EXCLUDED.courses,"
+        " capstone_course_id = EXCLUDED.capstone_course_id, enrolled_at = EXCLUDED.enrolled_at,"
+        " ended_at = NULL",
         (
             event.subject,
             d["specialization_id"],
+            f"{event.aggregate_id}:{event.version}",
             d["curriculum_version"],
             d["intent"],
             list(d["courses"]),
@@ -141,30 +192,168 @@ def on_intent_changed(cur: Cur, event: LedgerEvent) -> None:
 
 def on_course_graded(cur: Cur, event: LedgerEvent) -> None:
     d = event.data
+    _course_row(cur, event.subject, d["course_id"])
+    # A pass is final (docs/rules.md); the grade shown is the latest in business time.
     cur.execute(
-        "INSERT INTO lp_course_results (learner_id, course_id, grade, passed, graded_at) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (learner_id, course_id) DO UPDATE SET "
-        "grade = EXCLUDED.grade, passed = EXCLUDED.passed, graded_at = EXCLUDED.graded_at",
-        (event.subject, d["course_id"], Decimal(d["grade"]), d["passed"], event.time),
+        "UPDATE lp_courses SET passed = passed OR %s,"
+        " grade = CASE WHEN graded_at IS NULL OR graded_at <= %s THEN %s ELSE grade END,"
+        " graded_at = greatest(graded_at, %s) WHERE learner_id = %s AND course_id = %s",
+        (d["passed"], event.time, Decimal(d["grade"]), event.time, event.subject, d["course_id"]),
+    )
+    _touch(cur, event)
+
+
+def on_capstone_grade_rejected(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    _refusal(
+        cur,
+        event,
+        "capstone_grade",
+        d["course_id"],
+        d["reason"],
+        "missing: " + "; ".join(d["missing"]),
+    )
+    _touch(cur, event)
+
+
+def on_course_paid(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    _course_row(cur, event.subject, d["course_id"])
+    cur.execute(
+        "UPDATE lp_courses SET paid_by = array_append(paid_by, %s) "
+        "WHERE learner_id = %s AND course_id = %s",
+        (d["payment_id"], event.subject, d["course_id"]),
+    )
+    _touch(cur, event)
+
+
+def on_aid_granted(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    _course_row(cur, event.subject, d["course_id"])
+    cur.execute(
+        "UPDATE lp_courses SET paid_by = array_append(paid_by, 'financial aid') "
+        "WHERE learner_id = %s AND course_id = %s",
+        (event.subject, d["course_id"]),
+    )
+    _touch(cur, event)
+
+
+def on_payment_undone(cur: Cur, event: LedgerEvent) -> None:
+    """A granted refund or a chargeback: the payment no longer pays its course."""
+    cur.execute(
+        "UPDATE lp_courses SET paid_by = array_remove(paid_by, %s) WHERE learner_id = %s",
+        (event.data["payment_id"], event.subject),
+    )
+    _touch(cur, event)
+
+
+def on_payment_refused(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    request = "refund" if event.kind.endswith("refund_denied") else "payment"
+    _refusal(cur, event, request, d["payment_id"], d["reason"], d["detail"])
+    _touch(cur, event)
+
+
+def on_identity_verified(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    cur.execute(
+        "INSERT INTO lp_verifications (learner_id, event_id, method, verified_at, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (
+            event.subject,
+            f"{event.aggregate_id}:{event.version}",
+            d["method"],
+            event.time,
+            datetime.fromisoformat(d["expires_at"]),
+        ),
+    )
+    # A revocation already recorded with a later time ends this verification too (I1).
+    cur.execute(
+        "UPDATE lp_verifications v SET revoked_at = (SELECT min(r.at) FROM "
+        "lp_identity_revocations r WHERE r.learner_id = v.learner_id AND r.at >= v.verified_at) "
+        "WHERE v.learner_id = %s AND v.event_id = %s",
+        (event.subject, f"{event.aggregate_id}:{event.version}"),
+    )
+    _touch(cur, event)
+
+
+def on_identity_revoked(cur: Cur, event: LedgerEvent) -> None:
+    cur.execute(
+        "INSERT INTO lp_identity_revocations (learner_id, version, at) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (event.subject, event.version, event.time),
+    )
+    cur.execute(
+        "UPDATE lp_verifications SET revoked_at = %s WHERE learner_id = %s "
+        "AND verified_at <= %s AND (revoked_at IS NULL OR revoked_at > %s)",
+        (event.time, event.subject, event.time, event.time),
+    )
+    _touch(cur, event)
+
+
+def on_course_certified(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    cur.execute(
+        "INSERT INTO lp_certificates (certificate_id, learner_id, kind, subject,"
+        " verification_code, earned_at) VALUES (%s, %s, 'course', %s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (
+            d["certificate_id"],
+            event.subject,
+            d["course_id"],
+            d["verification_code"],
+            datetime.fromisoformat(d["earned_at"]),
+        ),
+    )
+    _course_row(cur, event.subject, d["course_id"])
+    cur.execute(
+        "UPDATE lp_courses SET certificate_id = %s, certified_at = %s "
+        "WHERE learner_id = %s AND course_id = %s",
+        (
+            d["certificate_id"],
+            datetime.fromisoformat(d["earned_at"]),
+            event.subject,
+            d["course_id"],
+        ),
+    )
+    _touch(cur, event)
+
+
+def on_specialization_certified(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    cur.execute(
+        "INSERT INTO lp_certificates (certificate_id, learner_id, kind, subject, enrollment_id,"
+        " verification_code, earned_at) VALUES (%s, %s, 'specialization', %s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (
+            d["certificate_id"],
+            event.subject,
+            d["specialization_id"],
+            d["enrollment_id"],
+            d["verification_code"],
+            datetime.fromisoformat(d["earned_at"]),
+        ),
+    )
+    _touch(cur, event)
+
+
+def on_certificate_revoked(cur: Cur, event: LedgerEvent) -> None:
+    d = event.data
+    cur.execute(
+        "UPDATE lp_certificates SET revoked_at = %s, revoked_reason = %s WHERE certificate_id = %s",
+        (event.time, d["reason"], d["certificate_id"]),
+    )
+    cur.execute(
+        "UPDATE lp_courses SET certificate_id = NULL, certified_at = NULL "
+        "WHERE learner_id = %s AND certificate_id = %s",
+        (event.subject, d["certificate_id"]),
     )
     _touch(cur, event)
 
 
 def on_request_refused(cur: Cur, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "INSERT INTO lp_refusals (learner_id, version, at, request, subject, reason, detail) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (
-            event.subject,
-            event.version,
-            event.time,
-            d["request"],
-            d["subject"],
-            d["reason"],
-            d["detail"],
-        ),
-    )
+    _refusal(cur, event, d["request"], d["subject"], d["reason"], d["detail"])
     _touch(cur, event)
 
 
@@ -176,15 +365,29 @@ HANDLERS = {
     "ledger.learner.unenrolled": on_unenrolled,
     "ledger.learner.intent_changed": on_intent_changed,
     "ledger.learner.course_graded": on_course_graded,
+    "ledger.learner.capstone_grade_rejected": on_capstone_grade_rejected,
+    "ledger.learner.course_paid": on_course_paid,
+    "ledger.learner.aid_granted": on_aid_granted,
+    "ledger.learner.refund_granted": on_payment_undone,
+    "ledger.learner.payment_charged_back": on_payment_undone,
+    "ledger.learner.payment_to_be_returned": on_payment_refused,
+    "ledger.learner.refund_denied": on_payment_refused,
+    "ledger.learner.identity_verified": on_identity_verified,
+    "ledger.learner.identity_revoked": on_identity_revoked,
+    "ledger.learner.course_certified": on_course_certified,
+    "ledger.learner.specialization_certified": on_specialization_certified,
+    "ledger.learner.certificate_revoked": on_certificate_revoked,
     "ledger.learner.request_refused": on_request_refused,
 }
 
 
 def apply(cur: Cur, event: LedgerEvent) -> None:
-    """Apply one event; events this model does not need are ignored."""
+    """Apply one event; events this model does not need only count as activity."""
     handler = HANDLERS.get(event.kind)
     if handler is not None:
         handler(cur, event)
+    elif event.kind.startswith("ledger.learner."):
+        _touch(cur, event)
 
 
 # Queries
@@ -194,10 +397,23 @@ class CourseState(BaseModel):
     model_config = ConfigDict(frozen=True)
     course_id: str
     is_capstone: bool
-    graded: bool
     passed: bool
     grade: Decimal | None
     graded_at: datetime | None
+    paid: bool
+    paid_by: list[str]
+    certified: bool
+    certificate_id: str | None
+    certified_at: datetime | None
+
+
+class SpecializationCertificate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    certificate_id: str
+    verification_code: str
+    earned_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str | None
 
 
 class EnrollmentProgress(BaseModel):
@@ -211,9 +427,17 @@ class EnrollmentProgress(BaseModel):
     enrolled_at: datetime
     ended_at: datetime | None
     courses: list[CourseState]
-    courses_passed: int
+    courses_certified: int
     courses_total: int
     percent_complete: float
+    certificate: SpecializationCertificate | None
+
+
+class Identity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    verified: bool
+    valid_until: datetime | None
+    revoked_at: datetime | None
 
 
 class Refusal(BaseModel):
@@ -233,8 +457,29 @@ class LearnerProgress(BaseModel):
     registered_at: datetime
     updated_at: datetime
     events: int
+    identity: Identity
     enrollments: list[EnrollmentProgress]
     refusals: list[Refusal]
+
+
+def _identity(cur: Cur, learner_id: str) -> Identity:
+    """Identity as of the learner's latest business time: verified, until when, or revoked."""
+    cur.execute(
+        "SELECT v.verified_at, v.expires_at, v.revoked_at, l.updated_at FROM lp_verifications v "
+        "JOIN lp_learners l USING (learner_id) WHERE learner_id = %s ORDER BY v.verified_at",
+        (learner_id,),
+    )
+    rows = cur.fetchall()
+    if not rows:
+        return Identity(verified=False, valid_until=None, revoked_at=None)
+    now = rows[0][3]
+    valid = [min(e, r) if r else e for v, e, r, _ in rows if v <= now < (min(e, r) if r else e)]
+    revoked = [r for _, _, r, _ in rows if r is not None]
+    return Identity(
+        verified=bool(valid),
+        valid_until=max(valid) if valid else max(min(e, r) if r else e for _, e, r, _ in rows),
+        revoked_at=max(revoked) if revoked else None,
+    )
 
 
 def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress | None:
@@ -248,15 +493,31 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
         if learner is None:
             return None
         cur.execute(
-            "SELECT course_id, grade, passed, graded_at FROM lp_course_results "
-            "WHERE learner_id = %s",
+            "SELECT course_id, grade, passed, graded_at, paid_by, certificate_id, certified_at "
+            "FROM lp_courses WHERE learner_id = %s",
             (learner_id,),
         )
-        results = {row[0]: row for row in cur.fetchall()}
+        courses = {row[0]: row for row in cur.fetchall()}
+        cur.execute(
+            "SELECT enrollment_id, certificate_id, verification_code, earned_at, revoked_at,"
+            " revoked_reason FROM lp_certificates WHERE learner_id = %s AND kind = "
+            "'specialization'",
+            (learner_id,),
+        )
+        spec_certs = {
+            row[0]: SpecializationCertificate(
+                certificate_id=row[1],
+                verification_code=row[2],
+                earned_at=row[3],
+                revoked_at=row[4],
+                revoked_reason=row[5],
+            )
+            for row in cur.fetchall()
+        }
         cur.execute(
             "SELECT e.specialization_id, coalesce(s.title, e.specialization_id),"
             " coalesce(s.partners, '{}'), e.curriculum_version, e.intent, e.courses,"
-            " e.capstone_course_id, e.enrolled_at, e.ended_at "
+            " e.capstone_course_id, e.enrolled_at, e.ended_at, e.enrollment_id "
             "FROM lp_enrollments e LEFT JOIN lp_specializations s USING (specialization_id) "
             "WHERE e.learner_id = %s ORDER BY e.enrolled_at, e.specialization_id",
             (learner_id,),
@@ -268,25 +529,31 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
             partners,
             version,
             intent,
-            courses,
+            pinned,
             capstone,
             since,
             ended,
+            enrollment_id,
         ) in cur.fetchall():
             states = []
-            for course_id in [*courses, capstone]:
-                result = results.get(course_id)
+            for course_id in [*pinned, capstone]:
+                row = courses.get(course_id)
+                paid_by = list(row[4]) if row else []
                 states.append(
                     CourseState(
                         course_id=course_id,
                         is_capstone=course_id == capstone,
-                        graded=result is not None,
-                        passed=bool(result and result[2]),
-                        grade=result[1] if result else None,
-                        graded_at=result[3] if result else None,
+                        passed=bool(row and row[2]),
+                        grade=row[1] if row else None,
+                        graded_at=row[3] if row else None,
+                        paid=bool(paid_by),
+                        paid_by=paid_by,
+                        certified=bool(row and row[5]),
+                        certificate_id=row[5] if row else None,
+                        certified_at=row[6] if row else None,
                     )
                 )
-            passed = sum(1 for s in states if s.passed)
+            certified = sum(1 for s in states if s.certified)
             enrollments.append(
                 EnrollmentProgress(
                     specialization_id=spec_id,
@@ -298,9 +565,10 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
                     enrolled_at=since,
                     ended_at=ended,
                     courses=states,
-                    courses_passed=passed,
+                    courses_certified=certified,
                     courses_total=len(states),
-                    percent_complete=round(100.0 * passed / len(states), 1),
+                    percent_complete=round(100.0 * certified / len(states), 1),
+                    certificate=spec_certs.get(enrollment_id),
                 )
             )
         cur.execute(
@@ -312,11 +580,13 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
             Refusal(at=a, request=r, subject=s, reason=why, detail=d)
             for a, r, s, why, d in cur.fetchall()
         ]
+        identity = _identity(cur, learner_id)
     return LearnerProgress(
         learner_id=learner_id,
         registered_at=learner[0],
         updated_at=learner[1],
         events=learner[2],
+        identity=identity,
         enrollments=enrollments,
         refusals=refusals,
     )

@@ -39,6 +39,25 @@ def test_messages_flow_from_intake_to_the_read_model(
             grade_1,
             grade_1,  # redelivered: a duplicate, changes nothing
             publisher.record(
+                "ledger.payment.captured.v1",
+                "ada",
+                {
+                    "learner_id": "ada",
+                    "payment_id": "p-1",
+                    "course_id": "ds-1",
+                    "amount": "49.00",
+                    "currency": "USD",
+                },
+                at(21),
+            ),
+            publisher.record(
+                "ledger.identity.verified.v1",
+                "ada",
+                {"learner_id": "ada", "method": "government_id"},
+                at(22),
+                binary=True,
+            ),
+            publisher.record(
                 "ledger.course.graded.v1",
                 "ada",
                 graded("ada", "ds-2", "0.4", passed=False),
@@ -75,10 +94,15 @@ def test_messages_flow_from_intake_to_the_read_model(
     assert enrollment.intent == "certificate"
     states = {c.course_id: c for c in enrollment.courses}
     assert states["ds-1"].passed and str(states["ds-1"].grade) == "0.9"
-    assert states["ds-2"].graded and not states["ds-2"].passed
+    assert states["ds-1"].paid_by == ["p-1"]
+    assert states["ds-1"].certified and states["ds-1"].certified_at == at(22)
+    assert states["ds-2"].grade is not None and not states["ds-2"].passed
+    assert not states["ds-2"].certified
     assert states["ds-capstone"].is_capstone
-    assert enrollment.courses_passed == 1
+    assert enrollment.courses_certified == 1
     assert enrollment.percent_complete == 10.0
+    assert progress.identity.verified
+    assert enrollment.certificate is None
     assert [r.reason for r in progress.refusals] == ["already_enrolled"]
 
     # The CLI answers from the same read model.
@@ -86,16 +110,19 @@ def test_messages_flow_from_intake_to_the_read_model(
     assert shown == json.loads(progress.model_dump_json())
 
     # ledger.events carries ada's history once, in order, as binary-mode CloudEvents.
-    records = read_topic(settings, settings.events_topic, expect=6)
+    records = read_topic(settings, settings.events_topic, expect=9)
     ada = [r for r in records if r.header("ce_subject") == "ada"]
     assert [r.header("ce_type") for r in ada] == [
         "ledger.learner.registered.v2",
         "ledger.learner.enrolled.v1",
         "ledger.learner.course_graded.v1",
+        "ledger.learner.course_paid.v1",
+        "ledger.learner.identity_verified.v1",
+        "ledger.learner.course_certified.v1",
         "ledger.learner.course_graded.v1",
         "ledger.learner.request_refused.v1",
     ]
-    assert [r.header("ce_sequence") for r in ada] == ["1", "2", "3", "4", "5"]
+    assert [r.header("ce_sequence") for r in ada] == [str(n) for n in range(1, 9)]
     assert len({r.partition for r in ada}) == 1
     assert ada[1].header("ce_time") == at(1).isoformat()
 

@@ -31,7 +31,7 @@ def test_data_survives_stack_down_and_up(settings: Settings, publisher: Publishe
             if result.returncode != 0:
                 return None
             answer = json.loads(result.stdout)
-            graded_courses = [c for e in answer["enrollments"] for c in e["courses"] if c["graded"]]
+            graded_courses = [c for e in answer["enrollments"] for c in e["courses"] if c["grade"]]
             return answer if graded_courses else None
 
         before = wait_for(shown, 60, "dot's progress")

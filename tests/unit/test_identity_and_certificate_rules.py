@@ -333,3 +333,14 @@ def test_I1_a_verification_arriving_after_a_later_revocation_ends_at_it() -> Non
     learner.verify_identity("id", None, T0)
     assert learner.identity_valid_at(T0 + DAY)
     assert not learner.identity_valid_at(T0 + 5 * DAY)
+
+
+def test_K1_a_course_certificate_names_the_pinned_curricula_requiring_it() -> None:
+    learner = small_enrolled()
+    learner.verify_identity("id", None, T0)
+    certify(learner, "a", T0)
+    cert = learner.live_course_certificate("a")
+    assert cert is not None
+    assert cert.curricula == ("ds@v1",)
+    assert len(cert.verification_code) == 20
+    assert cert.certificate_id

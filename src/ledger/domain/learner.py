@@ -132,6 +132,7 @@ class Certificate:
     enrollment_id: str | None = None
     payment_id: str | None = None
     course_certificate_ids: tuple[str, ...] = ()
+    curricula: tuple[str, ...] = ()
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
     revoked_by_trust_and_safety: bool = False
@@ -331,6 +332,8 @@ class Learner(Aggregate):
         earned_at: datetime
         evidence: tuple[str, ...]
         payment_id: str | None
+        #: The pinned curricula ("<specialization>@v<version>") requiring the course, if any.
+        curricula: tuple[str, ...]
         at: datetime
 
     class SpecializationCertified(Event):
@@ -1008,6 +1011,11 @@ class Learner(Aggregate):
                     earned_at=due.earned_at,
                     evidence=due.evidence,
                     payment_id=due.payment_id,
+                    curricula=tuple(
+                        f"{e.specialization_id}@v{e.curriculum.version}"
+                        for e in self.enrollments.values()
+                        if e.is_active and course_id in e.required_courses
+                    ),
                     at=at,
                 )
         for cert in list(self.certificates.values()):
@@ -1057,6 +1065,7 @@ class Learner(Aggregate):
         earned_at: datetime,
         evidence: tuple[str, ...],
         payment_id: str | None,
+        curricula: tuple[str, ...],
         at: datetime,
     ) -> None:
         self.certificates[certificate_id] = Certificate(
@@ -1068,6 +1077,7 @@ class Learner(Aggregate):
             event_id=self._next_event_id(),
             evidence=tuple(evidence),
             payment_id=payment_id,
+            curricula=tuple(curricula),
         )
 
     @event(SpecializationCertified)

@@ -6,6 +6,7 @@ one-line message on stderr and exit status 1 (2 for bad input), never a tracebac
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,8 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ledger.broker import Producer
-from ledger.errors import LedgerError
+from ledger.application import Ledger
+from ledger.bootstrap import open_ledger
+from ledger.broker import OutRecord, Producer
+from ledger.errors import LedgerError, NotFoundError
 from ledger.logs import configure_logging
 from ledger.publishing import check_lines, publish
 from ledger.runner import WorkerName
@@ -25,6 +28,7 @@ from ledger.runner import run as run_workers
 from ledger.settings import Settings
 from ledger.stack import services
 from ledger.stack.services import Service
+from ledger.store import StoredRejection
 from ledger.views import render_progress
 from projections.learner_progress import learner_progress
 
@@ -36,7 +40,11 @@ app = typer.Typer(
 stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect PostgreSQL and Kafka.")
 learner_app = typer.Typer(no_args_is_help=True, help="Questions support staff ask about learners.")
 app.add_typer(stack_app, name="stack")
+rejections_app = typer.Typer(
+    no_args_is_help=True, help="Messages the intake could not accept, kept with the reason."
+)
 app.add_typer(learner_app, name="learner")
+app.add_typer(rejections_app, name="rejections")
 
 out = Console()
 err = Console(stderr=True)
@@ -162,6 +170,104 @@ def learner_show(
         print(progress.model_dump_json(indent=2))
     else:
         render_progress(out, progress)
+
+
+def _rejection_json(r: StoredRejection) -> dict[str, object]:
+    def text(raw: bytes | None) -> str | None:
+        return None if raw is None else raw.decode("utf-8", errors="backslashreplace")
+
+    return {
+        "rejection_id": r.rejection_id,
+        "rejected_at": r.rejected_at.isoformat(),
+        "reason": r.reason,
+        "message": r.message,
+        "source": r.message_source,
+        "id": r.message_id,
+        "origin": f"{r.topic}/{r.partition}/{r.offset}",
+        "key": text(r.key),
+        "value": text(r.value),
+        "headers": [[k, text(v)] for k, v in r.headers],
+        "retried_at": r.retried_at.isoformat() if r.retried_at else None,
+        "retries": r.retries,
+    }
+
+
+@rejections_app.command("list")
+def rejections_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """The newest rejected messages, with their reason."""
+    settings = _settings()
+    ledger = open_ledger(settings)
+    try:
+        rows = ledger.ledger_recorder.select_rejections(0, limit, reason, newest_first=True)
+    finally:
+        ledger.close()
+    if as_json:
+        for r in rows:
+            print(json.dumps(_rejection_json(r)))
+        return
+    table = Table(show_header=True)
+    for column in ("id", "rejected", "reason", "message", "origin", "retries"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r.rejection_id),
+            f"{r.rejected_at:%Y-%m-%d %H:%M:%S}",
+            r.reason,
+            r.message[:80],
+            f"{r.topic}/{r.partition}/{r.offset}",
+            str(r.retries),
+        )
+    out.print(table)
+
+
+def _one_rejection(ledger: Ledger, rejection_id: int) -> StoredRejection:
+    found = ledger.ledger_recorder.get_rejection(rejection_id)
+    if found is None:
+        raise NotFoundError(f"no rejection {rejection_id}: see `ledger rejections list`")
+    return found
+
+
+@rejections_app.command("show")
+def rejections_show(
+    rejection_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One rejected message: the reason, and the original bytes and headers."""
+    ledger = open_ledger(_settings())
+    try:
+        rejection = _rejection_json(_one_rejection(ledger, rejection_id))
+    finally:
+        ledger.close()
+    if as_json:
+        print(json.dumps(rejection, indent=2))
+        return
+    for key, value in rejection.items():
+        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@rejections_app.command("retry")
+def rejections_retry(rejection_id: int) -> None:
+    """Re-submit a rejected message, unchanged, onto ledger.intake (once its cause is fixed)."""
+    settings = _settings()
+    ledger = open_ledger(settings)
+    try:
+        rejection = _one_rejection(ledger, rejection_id)
+        producer = Producer(services.kafka_bootstrap(settings), client_id="ledger-retry")
+        try:
+            headers = [*rejection.headers, ("ledger_retry_of", str(rejection_id).encode())]
+            producer.send_all(
+                [OutRecord(settings.intake_topic, rejection.key, rejection.value, headers)]
+            )
+        finally:
+            producer.close()
+        ledger.ledger_recorder.mark_retried(rejection_id)
+    finally:
+        ledger.close()
+    out.print(f"re-submitted rejection {rejection_id} to {settings.intake_topic}")
 
 
 @app.command("schemas")

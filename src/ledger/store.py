@@ -88,6 +88,8 @@ class StoredRejection:
     message_source: str | None
     message_id: str | None
     rejected_at: datetime
+    retried_at: datetime | None = None
+    retries: int = 0
 
 
 def _headers_to_json(headers: Iterable[tuple[str, bytes | None]]) -> str:
@@ -97,6 +99,25 @@ def _headers_to_json(headers: Iterable[tuple[str, bytes | None]]) -> str:
 
 def _headers_from_json(value: Any) -> list[tuple[str, bytes | None]]:
     return [(k, None if v is None else v.encode("latin-1")) for k, v in value]
+
+
+def _rejection_from_row(r: Any) -> StoredRejection:
+    return StoredRejection(
+        rejection_id=r["rejection_id"],
+        topic=r["topic"],
+        partition=r["partition"],
+        offset=r["kafka_offset"],
+        key=r["key"],
+        value=r["value"],
+        headers=_headers_from_json(r["headers"]),
+        reason=r["reason"],
+        message=r["message"],
+        message_source=r["message_source"],
+        message_id=r["message_id"],
+        rejected_at=r["rejected_at"],
+        retried_at=r["retried_at"],
+        retries=r["retries"],
+    )
 
 
 class LedgerRecorder(PostgresProcessRecorder):
@@ -143,6 +164,10 @@ class LedgerRecorder(PostgresProcessRecorder):
                     " value bytea, headers jsonb NOT NULL, reason text NOT NULL,"
                     " message text NOT NULL, message_source text, message_id text,"
                     " rejected_at timestamptz NOT NULL DEFAULT now())"
+                ).format(s=schema, t=self.rejections_table),
+                SQL(
+                    "ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS retried_at timestamptz,"
+                    " ADD COLUMN IF NOT EXISTS retries int NOT NULL DEFAULT 0"
                 ).format(s=schema, t=self.rejections_table),
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {s}.{t} ("
@@ -255,32 +280,42 @@ class LedgerRecorder(PostgresProcessRecorder):
             )
             return {(r["source"], r["message_id"]): r["digest"] for r in curs.fetchall()}
 
-    def select_rejections(self, after: int, limit: int) -> list[StoredRejection]:
-        """Rejections with an id greater than `after`, oldest first."""
+    def select_rejections(
+        self, after: int, limit: int, reason: str | None = None, newest_first: bool = False
+    ) -> list[StoredRejection]:
+        """Rejections with an id greater than `after` (optionally of one reason)."""
+        order = SQL("DESC" if newest_first else "ASC")
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
-                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s ORDER BY rejection_id LIMIT %s"
-                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table),
-                (after, limit),
+                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s"
+                    " AND (%s::text IS NULL OR reason = %s) ORDER BY rejection_id {o} LIMIT %s"
+                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table, o=order),
+                (after, reason, reason, limit),
             )
-            return [
-                StoredRejection(
-                    rejection_id=r["rejection_id"],
-                    topic=r["topic"],
-                    partition=r["partition"],
-                    offset=r["kafka_offset"],
-                    key=r["key"],
-                    value=r["value"],
-                    headers=_headers_from_json(r["headers"]),
-                    reason=r["reason"],
-                    message=r["message"],
-                    message_source=r["message_source"],
-                    message_id=r["message_id"],
-                    rejected_at=r["rejected_at"],
-                )
-                for r in curs.fetchall()
-            ]
+            return [_rejection_from_row(r) for r in curs.fetchall()]
+
+    def get_rejection(self, rejection_id: int) -> StoredRejection | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT * FROM {s}.{t} WHERE rejection_id = %s").format(
+                    s=Identifier(self.datastore.schema), t=self.rejections_table
+                ),
+                (rejection_id,),
+            )
+            row = curs.fetchone()
+            return None if row is None else _rejection_from_row(row)
+
+    def mark_retried(self, rejection_id: int) -> None:
+        """Record that an operator re-submitted this rejected message (it stays, as history)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {s}.{t} SET retried_at = now(), retries = retries + 1 "
+                    "WHERE rejection_id = %s"
+                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table),
+                (rejection_id,),
+            )
 
     def relay_position(self, stream: str) -> int:
         """How far the relay has published `stream` (0 before it has published anything)."""

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
 from commands.cloudevents import InboundMessage, RejectedMessage, parse
 from commands.handlers import handle
-from ledger.application import Ledger
+from ledger.application import LearnerCache, Ledger, LedgerSession
 from ledger.broker import Consumer, Record
+from ledger.domain import learner_aggregate_id, specialization_aggregate_id
 from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from ledger.settings import Settings
@@ -37,6 +39,20 @@ class Outcome:
     message_type: str | None
     reason: str | None = None
     detail: str | None = None
+
+
+def aggregate_ids(messages: Sequence[InboundMessage]) -> list[UUID]:
+    """The aggregates a batch of messages will need, to load them in one go."""
+    ids: list[UUID] = []
+    for message in messages:
+        data = message.data
+        learner_id = getattr(data, "learner_id", None)
+        if isinstance(learner_id, str):
+            ids.append(learner_aggregate_id(learner_id))
+        specialization_id = getattr(data, "specialization_id", None)
+        if isinstance(specialization_id, str):
+            ids.append(specialization_aggregate_id(specialization_id))
+    return ids
 
 
 class BatchAborted(Exception):  # noqa: N818 - control flow, never leaves this module
@@ -64,7 +80,7 @@ class IntakeWorker:
     name = "intake"
 
     def __init__(
-        self, ledger: Ledger, settings: Settings, bootstrap: str, max_batch: int = 500
+        self, ledger: Ledger, settings: Settings, bootstrap: str, max_batch: int = 2000
     ) -> None:
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
@@ -74,6 +90,7 @@ class IntakeWorker:
         self.topic = settings.intake_topic
         self._consumer: Consumer | None = None
         self._needs_seek = True
+        self.cache = LearnerCache()
 
     # Consumer lifecycle
 
@@ -87,6 +104,7 @@ class IntakeWorker:
         return self._consumer
 
     def _on_assigned(self, partitions: list[tuple[str, int]]) -> None:
+        self.cache.clear()  # learners of partitions another worker had may have moved on
         self._seek_to_stored(partitions)
 
     def _seek_to_stored(self, partitions: Sequence[tuple[str, int]]) -> None:
@@ -108,6 +126,7 @@ class IntakeWorker:
 
     def recover(self) -> None:
         self._needs_seek = True
+        self.cache.clear()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -142,6 +161,7 @@ class IntakeWorker:
         try:
             return self._commit_batch(records)
         except (BatchAborted, IntegrityError) as error:
+            self.cache.clear()  # a version conflict means some cached learner is stale
             log.warning("intake.batch_split", size=len(records), error=str(error)[:300])
         outcomes: list[Outcome] = []
         for record in records:
@@ -167,95 +187,90 @@ class IntakeWorker:
                 parsed.append(parse(record.value, record.headers))
             except RejectedMessage as error:
                 parsed.append(error)
-        keys = [(p.source, p.message_id) for p in parsed if isinstance(p, InboundMessage)]
-        known = self.recorder.accepted_digests(keys)
-        session = self.ledger.session()
+        messages = [p for p in parsed if isinstance(p, InboundMessage)]
+        known = self.recorder.accepted_digests([(m.source, m.message_id) for m in messages])
+        session = self.ledger.session(self.cache)
         book = IntakeBookkeeping()
-        outcomes: list[Outcome] = []
-        for record, item in zip(records, parsed, strict=True):
-            if isinstance(item, RejectedMessage):
-                book.rejections.append(_rejection(record, item))
-                outcomes.append(
-                    Outcome(record, "rejected", item.message_id, None, item.reason, item.message)
-                )
-                continue
-            key = (item.source, item.message_id)
-            if key in known:
-                if known[key] == item.digest:
-                    outcomes.append(Outcome(record, "duplicate", item.message_id, item.type))
-                else:
-                    conflict = RejectedMessage(
-                        "conflict",
-                        f"message {item.message_id!r} from {item.source!r} was accepted before "
-                        "with different content; send changes under a new id",
-                        source=item.source,
-                        message_id=item.message_id,
-                    )
-                    book.rejections.append(_rejection(record, conflict))
-                    outcomes.append(
-                        Outcome(
-                            record,
-                            "rejected",
-                            item.message_id,
-                            item.type,
-                            "conflict",
-                            conflict.message,
-                        )
-                    )
-                continue
-            try:
-                handle(session, item)
-            except LedgerError as error:
-                refused = RejectedMessage(
-                    error.code, str(error), source=item.source, message_id=item.message_id
-                )
-                book.rejections.append(_rejection(record, refused))
-                outcomes.append(
-                    Outcome(record, "rejected", item.message_id, item.type, error.code, str(error))
-                )
-                continue
-            except Exception as error:
-                if not isolated:
-                    raise BatchAborted(f"{item.type} {item.message_id}: {error!r}") from error
-                log.exception("intake.handler_failed", message_id=item.message_id)
-                failed = RejectedMessage(
-                    "handler_failed",
-                    f"the ledger failed on this message ({type(error).__name__}: {error}); "
-                    "it is kept and can be retried once the fault is fixed",
-                    source=item.source,
-                    message_id=item.message_id,
-                )
-                book.rejections.append(_rejection(record, failed))
-                outcomes.append(
-                    Outcome(
-                        record,
-                        "rejected",
-                        item.message_id,
-                        item.type,
-                        "handler_failed",
-                        failed.message,
-                    )
-                )
-                continue
-            known[key] = item.digest
-            book.accepted.append(
-                AcceptedMessage(
-                    item.source,
-                    item.message_id,
-                    item.digest,
-                    item.type,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                )
-            )
-            outcomes.append(Outcome(record, "accepted", item.message_id, item.type))
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
-        book.positions.extend(IntakePosition(t, p, o) for (t, p), o in next_offsets.items())
-        session.commit(intake=book)
+        try:
+            session.prefetch(aggregate_ids(messages))
+            outcomes = [
+                self._decide(session, book, known, record, item, isolated=isolated)
+                for record, item in zip(records, parsed, strict=True)
+            ]
+            next_offsets: dict[tuple[str, int], int] = {}
+            for record in records:
+                next_offsets[(record.topic, record.partition)] = record.offset + 1
+            book.positions.extend(IntakePosition(t, p, o) for (t, p), o in next_offsets.items())
+            session.commit(intake=book)
+        except BaseException:
+            session.discard()  # its learners may hold events that were never stored
+            raise
         return outcomes
+
+    def _decide(
+        self,
+        session: LedgerSession,
+        book: IntakeBookkeeping,
+        known: dict[tuple[str, str], str],
+        record: Record,
+        item: InboundMessage | RejectedMessage,
+        *,
+        isolated: bool,
+    ) -> Outcome:
+        """Decide one record of the batch: a rejection, a duplicate, or the ledger's call."""
+        if isinstance(item, RejectedMessage):
+            book.rejections.append(_rejection(record, item))
+            return Outcome(record, "rejected", item.message_id, None, item.reason, item.message)
+        key = (item.source, item.message_id)
+        if key in known:
+            if known[key] == item.digest:
+                return Outcome(record, "duplicate", item.message_id, item.type)
+            return self._reject(
+                book,
+                record,
+                item,
+                "conflict",
+                f"message {item.message_id!r} from {item.source!r} was accepted "
+                "before with different content; send changes under a new id",
+            )
+        try:
+            handle(session, item)
+        except LedgerError as error:
+            return self._reject(book, record, item, error.code, str(error))
+        except Exception as error:
+            if not isolated:
+                raise BatchAborted(f"{item.type} {item.message_id}: {error!r}") from error
+            log.exception("intake.handler_failed", message_id=item.message_id)
+            session.discard()
+            return self._reject(
+                book,
+                record,
+                item,
+                "handler_failed",
+                f"the ledger failed on this message ({type(error).__name__}: {error}); "
+                "it is kept and can be retried once the fault is fixed",
+            )
+        known[key] = item.digest
+        book.accepted.append(
+            AcceptedMessage(
+                item.source,
+                item.message_id,
+                item.digest,
+                item.type,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+        )
+        return Outcome(record, "accepted", item.message_id, item.type)
+
+    @staticmethod
+    def _reject(
+        book: IntakeBookkeeping, record: Record, item: InboundMessage, reason: str, message: str
+    ) -> Outcome:
+        rejected = RejectedMessage(reason, message, source=item.source, message_id=item.message_id)
+        book.rejections.append(_rejection(record, rejected))
+        return Outcome(record, "rejected", item.message_id, item.type, reason, message)
 
     def _log(self, outcome: Outcome) -> None:
         r = outcome.record

@@ -8,7 +8,8 @@ written in one transaction together with the intake's bookkeeping (see `ledger.s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -56,9 +57,28 @@ class Ledger(Application):  # type: ignore[type-arg]
             raise TypeError(msg)
         return self.recorder
 
-    def session(self) -> LedgerSession:
+    def session(self, cache: LearnerCache | None = None) -> LedgerSession:
         """A unit of work: decide many commands, then `commit()` them in one transaction."""
-        return LedgerSession(self)
+        return LedgerSession(self, cache)
+
+    def load_many(self, aggregate_ids: Iterable[UUID]) -> dict[UUID, Learner | Specialization]:
+        """Rebuild many aggregates from one query (PostgreSQL), or one by one elsewhere."""
+        ids = list(dict.fromkeys(aggregate_ids))
+        found: dict[UUID, Learner | Specialization] = {}
+        if isinstance(self.recorder, LedgerRecorder):
+            for aggregate_id, stored in self.recorder.select_events_for(ids).items():
+                aggregate: Any = None
+                for stored_event in stored:
+                    domain_event: Any = self.mapper.to_domain_event(stored_event)
+                    aggregate = domain_event.mutate(aggregate)
+                found[aggregate_id] = aggregate
+            return found
+        for aggregate_id in ids:
+            try:
+                found[aggregate_id] = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                continue
+        return found
 
     # One call per command, each in its own transaction: for tests, tools and the demo.
 
@@ -93,6 +113,43 @@ class Ledger(Application):  # type: ignore[type-arg]
         return spec
 
 
+class LearnerCache:
+    """Learners kept between batches by the one worker that owns their partition.
+
+    Only learners are cached: a learner's messages all come through one partition, so one
+    worker writes them, and a stale entry (after a rebalance) only makes the save fail on its
+    version, after which the batch's entries are evicted and the batch decided again. Catalog
+    aggregates are written by whichever worker owns the catalog's partition, so they are
+    always read fresh.
+    """
+
+    def __init__(self, maxsize: int = 50_000) -> None:
+        self.maxsize = maxsize
+        self._learners: OrderedDict[UUID, Learner] = OrderedDict()
+
+    def get(self, aggregate_id: UUID) -> Learner | None:
+        learner = self._learners.get(aggregate_id)
+        if learner is not None:
+            self._learners.move_to_end(aggregate_id)
+        return learner
+
+    def put(self, learner: Learner) -> None:
+        self._learners[learner.id] = learner
+        self._learners.move_to_end(learner.id)
+        while len(self._learners) > self.maxsize:
+            self._learners.popitem(last=False)
+
+    def evict(self, aggregate_ids: Iterable[UUID]) -> None:
+        for aggregate_id in aggregate_ids:
+            self._learners.pop(aggregate_id, None)
+
+    def clear(self) -> None:
+        self._learners.clear()
+
+    def __len__(self) -> int:
+        return len(self._learners)
+
+
 class LedgerSession:
     """Decides a batch of commands against aggregates loaded once, then saves them together.
 
@@ -100,8 +157,9 @@ class LedgerSession:
     `LedgerError` before changing anything, so one refused command never taints the batch.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, cache: LearnerCache | None = None) -> None:
         self.ledger = ledger
+        self.cache = cache
         self._aggregates: dict[UUID, Learner | Specialization] = {}
         self._missing: set[UUID] = set()
         #: The inbound type being handled, recorded on a learner it registers (E0).
@@ -124,15 +182,55 @@ class LedgerSession:
         kwargs: dict[str, Any] = {}
         if intake is not None and not intake.is_empty():
             kwargs["intake"] = intake
-        if pending or kwargs:
-            self.ledger.save(*aggregates, **kwargs)
+        try:
+            if pending or kwargs:
+                self.ledger.save(*aggregates, **kwargs)
+        except BaseException:
+            self.discard()
+            raise
+        if self.cache is not None:
+            for aggregate in aggregates:
+                if isinstance(aggregate, Learner):
+                    self.cache.put(aggregate)
         return pending
+
+    def discard(self) -> None:
+        """Forget this session's aggregates everywhere: their state may hold unsaved events."""
+        if self.cache is not None:
+            self.cache.evict(self._aggregates)
+        self._aggregates.clear()
+        self._missing.clear()
+
+    def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Load many aggregates at once (cache first, then one query for the rest)."""
+        wanted = [
+            i
+            for i in dict.fromkeys(aggregate_ids)
+            if i not in self._aggregates and i not in self._missing
+        ]
+        if self.cache is not None:
+            for aggregate_id in list(wanted):
+                cached = self.cache.get(aggregate_id)
+                if cached is not None:
+                    self._aggregates[aggregate_id] = cached
+                    wanted.remove(aggregate_id)
+        loaded = self.ledger.load_many(wanted)
+        for aggregate_id in wanted:
+            if aggregate_id in loaded:
+                self._aggregates[aggregate_id] = loaded[aggregate_id]
+            else:
+                self._missing.add(aggregate_id)
 
     def _load(self, aggregate_id: UUID) -> Learner | Specialization | None:
         if aggregate_id in self._aggregates:
             return self._aggregates[aggregate_id]
         if aggregate_id in self._missing:
             return None
+        if self.cache is not None:
+            cached = self.cache.get(aggregate_id)
+            if cached is not None:
+                self._aggregates[aggregate_id] = cached
+                return cached
         try:
             aggregate: Learner | Specialization = self.ledger.repository.get(aggregate_id)
         except AggregateNotFoundError:

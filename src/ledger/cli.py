@@ -43,7 +43,9 @@ app.add_typer(stack_app, name="stack")
 rejections_app = typer.Typer(
     no_args_is_help=True, help="Messages the intake could not accept, kept with the reason."
 )
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks beside raw Kafka and PostgreSQL.")
 app.add_typer(learner_app, name="learner")
+app.add_typer(bench_app, name="bench")
 app.add_typer(rejections_app, name="rejections")
 
 out = Console()
@@ -268,6 +270,25 @@ def rejections_retry(rejection_id: int) -> None:
     finally:
         ledger.close()
     out.print(f"re-submitted rejection {rejection_id} to {settings.intake_topic}")
+
+
+@bench_app.command("intake")
+def bench_intake(
+    messages: Annotated[int, typer.Option(min=100, help="Messages to publish.")] = 50_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 5_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+) -> None:
+    """Intake commands/s beside kafka-python consuming and eventsourcing saving, same run."""
+    from ledger.bench import print_figures, run_intake_bench  # noqa: PLC0415 - only needed here
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    figures = run_intake_bench(settings, messages, learners, repeat, out)
+    print_figures(
+        out,
+        figures,
+        f"ledger bench intake: {messages:,} messages, {learners:,} learners, median of {repeat}",
+    )
 
 
 @app.command("schemas")

@@ -45,7 +45,7 @@ class Pipeline:
         bootstrap = kafka_bootstrap(settings)
         workers: list[Worker] = []
         if which in (WorkerName.ALL, WorkerName.INTAKE):
-            workers.append(IntakeWorker(self.ledger, settings, bootstrap))
+            workers.append(IntakeWorker(self.ledger, settings, bootstrap, settings.intake_batch))
         if which in (WorkerName.ALL, WorkerName.RELAY):
             workers.append(Relay(self.ledger, settings, bootstrap))
         if which in (WorkerName.ALL, WorkerName.PROJECTIONS):

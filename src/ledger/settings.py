@@ -6,6 +6,7 @@
 | `LEDGER_DATABASE_URL` | a PostgreSQL server to use instead of the embedded one | embedded |
 | `LEDGER_KAFKA_BOOTSTRAP` | Kafka servers to use instead of the local broker | local broker |
 | `LEDGER_PARTITIONS` | partitions of each ledger topic when `stack up` creates it | 3 |
+| `LEDGER_INTAKE_BATCH` | most messages the intake decides in one transaction | 2000 |
 | `LEDGER_TOPIC_PREFIX` | prefix of the three topic names (tests use it to stay apart) | empty |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
@@ -33,6 +34,7 @@ class Settings(BaseModel):
     database_url: str | None = None
     kafka_bootstrap: str | None = None
     partitions: int = Field(default=3, ge=1, le=256)
+    intake_batch: int = Field(default=2000, ge=1, le=50_000)
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
@@ -46,6 +48,7 @@ class Settings(BaseModel):
             "database_url": "LEDGER_DATABASE_URL",
             "kafka_bootstrap": "LEDGER_KAFKA_BOOTSTRAP",
             "partitions": "LEDGER_PARTITIONS",
+            "intake_batch": "LEDGER_INTAKE_BATCH",
             "topic_prefix": "LEDGER_TOPIC_PREFIX",
             "log_format": "LEDGER_LOG_FORMAT",
             "log_level": "LEDGER_LOG_LEVEL",

@@ -42,11 +42,11 @@ def intake_position_total(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def start_intake(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_intake(settings: Settings, log: Path, batch: int = 2000) -> subprocess.Popen[bytes]:
     ledger = Path(sys.executable).with_name("ledger")
     return subprocess.Popen(
         [str(ledger), "run", "intake"],
-        env=cli_env(settings),
+        env={**cli_env(settings), "LEDGER_INTAKE_BATCH": str(batch)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -119,23 +119,30 @@ def test_killed_mid_batch_three_times_nothing_lost_nothing_twice(
     tmp_path: Path,
 ) -> None:
     run = f"kill{os.getpid()}"
-    load = build_load(settings.intake_topic, run, learners=150, per_learner=20, bad=0, seed=11)
+    load = build_load(settings.intake_topic, run, learners=300, per_learner=20, bad=0, seed=11)
     expected = expected_histories(load)
     log = tmp_path / "intake.log"
     publisher.send(*load.catalog)
-    process = start_intake(settings, log)
+    process = start_intake(settings, log, batch=200)
     wait_for(lambda: specialization_stored(settings, "jhu-data-science"), 60, "the catalog")
     start = intake_position_total(settings)
     publisher.send(*load.valid)
     kills = 0
-    for delay in (1.0, 1.5, 2.0):
-        time.sleep(delay)
-        done = intake_position_total(settings) - start
+    for quarter in (1, 2, 3):
+        # Kill as soon as another quarter is committed: the worker is then deciding or
+        # writing its next batch, never idle and never done.
+        target = start + quarter * len(load.valid) // 4
+        wait_for(
+            lambda t=target: intake_position_total(settings) >= t,
+            120,
+            f"{quarter} quarter(s) of the load",
+        )
         process.send_signal(signal.SIGKILL)
         process.wait(30)
         kills += 1
+        done = intake_position_total(settings) - start
         assert done < len(load.valid), "the intake finished before it could be killed"
-        process = start_intake(settings, log)
+        process = start_intake(settings, log, batch=200)
     try:
         wait_for(
             lambda: stored_histories(settings, list(expected)) == expected,

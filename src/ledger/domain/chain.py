@@ -76,11 +76,24 @@ def chain_hash(event_id: str, event_type: str, recorded_time: str, data: dict[st
     return hashlib.sha256(canonical(event_id, event_type, recorded_time, data)).hexdigest()
 
 
+def _encode_default(value: Any) -> Any:
+    if isinstance(value, (datetime, Decimal, UUID, Enum)):
+        return plain(value)
+    raise TypeError(f"cannot put {type(value).__name__} in the canonical form")
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_encode_default
+)
+
+
 def hash_of_event(event: Any) -> str:
-    """The chain hash of a domain event object."""
-    return chain_hash(
-        f"{event.originator_id}:{event.originator_version}",
-        type(event).TOPIC,
-        plain(event.timestamp),
-        event_data(event),
-    )
+    """The chain hash of a domain event object (the same bytes as `canonical`, built faster)."""
+    data = {k: v for k, v in vars(event).items() if k not in ENVELOPE_FIELDS and v is not None}
+    document = {
+        "id": f"{event.originator_id}:{event.originator_version}",
+        "type": type(event).TOPIC,
+        "recordedtime": event.timestamp.isoformat(),
+        "data": data,
+    }
+    return hashlib.sha256(_ENCODER.encode(document).encode()).hexdigest()

@@ -165,6 +165,10 @@ class Learner(Aggregate):
 
     TOPIC = "ledger.learner"
 
+    #: Set by every event's `mutate`: the latest event, and its hash once computed.
+    _last_event: Any
+    _chain_head: str | None
+
     class Event(Aggregate.Event):
         """Base of every learner event: each carries the hash of the previous one."""
 
@@ -173,7 +177,10 @@ class Learner(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             mutated = super().mutate(aggregate)
             if mutated is not None:
-                mutated.chain_head = hash_of_event(self)
+                # Hashed only when needed (the next event, or an auditor's question), so a
+                # replay does not hash every event of the history.
+                mutated._last_event = self
+                mutated._chain_head = None
             return mutated
 
     class Created(Event, Aggregate.Created):
@@ -391,7 +398,6 @@ class Learner(Aggregate):
     def __init__(self, learner_id: str, at: datetime) -> None:
         self.learner_id = learner_id
         self.registered_at = at
-        self.chain_head = GENESIS
         self.enrollments: dict[str, Enrollment] = {}
         self.past_enrollments: list[Enrollment] = []
         self.results: dict[str, CourseResult] = {}
@@ -400,6 +406,13 @@ class Learner(Aggregate):
         self.verifications: list[Verification] = []
         self.identity_revocations: list[datetime] = []
         self.certificates: dict[str, Certificate] = {}
+
+    @property
+    def chain_head(self) -> str:
+        """The hash of this learner's latest event: what the next event links to."""
+        if self._chain_head is None:
+            self._chain_head = hash_of_event(self._last_event)
+        return self._chain_head
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
         # Every new event links to the one before it (see ledger.domain.chain).

@@ -1,0 +1,291 @@
+"""`ledger bench intake`: the intake's throughput beside raw Kafka and raw eventsourcing.
+
+All three are measured in the same run on the same machine, so the ratios mean something even
+on a noisy two-core box: kafka-python consuming the same messages and doing nothing with them
+(the ceiling Kafka sets), eventsourcing saving the same number of events in batches with no
+Kafka (the ceiling the event store sets), and the real intake worker from its first consumed
+record to its last commit. Each figure is the median of `--repeat` runs. The benchmark works in
+a database and topics of its own, created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from kafka import KafkaConsumer
+from psycopg.conninfo import make_conninfo
+from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from commands.cloudevents import structured
+from commands.intake import IntakeWorker
+from ledger.bootstrap import eventsourcing_env, open_ledger, prepare_database, prepare_topics
+from ledger.broker import OutRecord, Producer
+from ledger.settings import Settings
+from ledger.stack import services
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+COURSES = [f"ds-{n}" for n in range(1, 10)]
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    per_second: float
+    seconds: float
+    count: int
+
+
+def bench_messages(topic: str, messages: int, learners: int, seed: int = 1) -> list[OutRecord]:
+    """A realistic mix: catalog, then per learner enrollments, payments, identity and grades."""
+    rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+    run = secrets.token_hex(3)
+    out: list[OutRecord] = []
+
+    def add(event_type: str, subject: str, data: dict[str, Any], day: float) -> None:
+        value = structured(
+            event_type, "urn:bench", f"{run}-{len(out)}", T0 + timedelta(days=day), subject, data
+        )
+        out.append(OutRecord(topic, subject.encode(), value, []))
+
+    add(
+        "ledger.specialization.published.v1",
+        "ds",
+        {
+            "specialization_id": "ds",
+            "title": "Data Science",
+            "partners": ["JHU"],
+            "language": "en",
+            "courses": COURSES,
+            "capstone_course_id": "ds-capstone",
+        },
+        0,
+    )
+    per_learner = max(3, messages // learners)
+    for n in range(learners):
+        learner = f"bench-{run}-{n}"
+        day = 1.0
+        add(
+            "ledger.learner.enrolled.v1",
+            learner,
+            {"learner_id": learner, "specialization_id": "ds", "intent": "certificate"},
+            day,
+        )
+        add("ledger.identity.verified.v1", learner, {"learner_id": learner, "method": "id"}, day)
+        for i in range(per_learner - 2):
+            day += 1
+            course = COURSES[i % len(COURSES)]
+            kind = rng.random()
+            if kind < 0.45:
+                add(
+                    "ledger.payment.captured.v1",
+                    learner,
+                    {
+                        "learner_id": learner,
+                        "payment_id": f"{learner}-{i}",
+                        "course_id": course,
+                        "amount": "49.00",
+                        "currency": "USD",
+                    },
+                    day,
+                )
+            elif kind < 0.9:
+                add(
+                    "ledger.course.graded.v1",
+                    learner,
+                    {"learner_id": learner, "course_id": course, "grade": "0.8", "passed": True},
+                    day,
+                )
+            elif kind < 0.95:
+                add(
+                    "ledger.payment.refund_requested.v1",
+                    learner,
+                    {"learner_id": learner, "payment_id": f"{learner}-{i - 1}"},
+                    day,
+                )
+            else:
+                add(
+                    "ledger.learner.intent_changed.v1",
+                    learner,
+                    {"learner_id": learner, "specialization_id": "ds", "intent": "audit"},
+                    day,
+                )
+            if len(out) >= messages:
+                return out
+    return out
+
+
+class _Thing(Aggregate):
+    """A minimal aggregate for the raw eventsourcing baseline (one event per save per thing)."""
+
+    TOPIC = "bench.thing"
+
+    class Created(Aggregate.Created):
+        TOPIC = "bench.thing.created"
+
+    class Noted(Aggregate.Event):
+        TOPIC = "bench.thing.noted"
+        text: str
+        at: datetime
+
+    @event(Created)
+    def __init__(self) -> None:
+        pass
+
+    @event(Noted)
+    def note(self, text: str, at: datetime) -> None:
+        pass
+
+
+class _BenchApplication(Application):  # type: ignore[type-arg]
+    name = "bench"
+
+
+def raw_eventsourcing(url: str, events: int, batch: int) -> Figure:
+    """Save `events` events, `batch` aggregates per `save()`, as fast as eventsourcing can."""
+    app = _BenchApplication(env=eventsourcing_env(url, create_table=True))
+    try:
+        things = [_Thing() for _ in range(batch)]
+        app.save(*things)
+        started = time.perf_counter()
+        saved = 0
+        while saved < events:
+            for thing in things:
+                thing.note(text="payment captured for ds-3, 49.00 USD", at=T0)
+            app.save(*things)
+            saved += len(things)
+        elapsed = time.perf_counter() - started
+    finally:
+        app.close()
+    return Figure("eventsourcing save, batched", saved / elapsed, elapsed, saved)
+
+
+def raw_kafka(bootstrap: str, topic: str, expected: int) -> Figure:
+    """kafka-python reading every message of the topic and doing nothing with it."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    count = 0
+    started: float | None = None
+    try:
+        deadline = time.monotonic() + 300
+        while count < expected and time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=500)
+            if batches and started is None:
+                started = time.perf_counter()
+            count += sum(len(b) for b in batches.values())
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        consumer.close()
+    return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
+
+
+def ledger_intake(settings: Settings, expected: int, progress: Callable[[int], None]) -> Figure:
+    """The real intake worker, from its first consumed record to its last commit."""
+    ledger = open_ledger(settings)
+    recorder = ledger.ledger_recorder
+    worker = IntakeWorker(ledger, settings, services.kafka_bootstrap(settings))
+    started: float | None = None
+    done = 0
+    try:
+        deadline = time.monotonic() + 1800
+        while done < expected and time.monotonic() < deadline:
+            if worker.step() and started is None:
+                started = time.perf_counter()
+            done = sum(recorder.intake_positions(settings.intake_topic).values())
+            progress(done)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        worker.close()
+        ledger.close()
+    return Figure("ledger intake (commands)", done / max(elapsed, 1e-9), elapsed, done)
+
+
+def _bench_settings(base: Settings, database: str) -> Settings:
+    admin_url = services.database_url(base)
+    return base.model_copy(
+        update={
+            "database_url": make_conninfo(admin_url, dbname=database),
+            "topic_prefix": f"bench-{secrets.token_hex(3)}.",
+        }
+    )
+
+
+def run_intake_bench(
+    base: Settings, messages: int, learners: int, repeat: int, console: Console
+) -> list[Figure]:
+    admin_url = services.database_url(base)
+    bootstrap = services.kafka_bootstrap(base)
+    figures: dict[str, list[Figure]] = {}
+    for round_number in range(1, repeat + 1):
+        database = f"ledger_bench_{secrets.token_hex(3)}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        settings = _bench_settings(base, database)
+        try:
+            prepare_database(settings)
+            prepare_topics(settings)
+            records = bench_messages(settings.intake_topic, messages, learners)
+            console.print(
+                f"round {round_number}/{repeat}: publishing {len(records)} messages "
+                f"for {learners} learners to {settings.intake_topic}"
+            )
+            producer = Producer(bootstrap, client_id="ledger-bench")
+            try:
+                producer.send_all(records[:1])
+                producer.send_all(records[1:], timeout_s=300)
+            finally:
+                producer.close()
+            figures.setdefault("kafka", []).append(
+                raw_kafka(bootstrap, settings.intake_topic, len(records))
+            )
+            url = services.database_url(settings)
+            figures.setdefault("es", []).append(raw_eventsourcing(url, len(records), 500))
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("ledger intake", total=len(records))
+
+                def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
+                    bar.update(task, completed=done)
+
+                figures.setdefault("intake", []).append(
+                    ledger_intake(settings, len(records), advance)
+                )
+        finally:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return [_median(figures[k]) for k in ("kafka", "es", "intake")]
+
+
+def _median(runs: list[Figure]) -> Figure:
+    rates = [f.per_second for f in runs]
+    middle = statistics.median(rates)
+    chosen = min(runs, key=lambda f: abs(f.per_second - middle))
+    return Figure(chosen.name, middle, chosen.seconds, chosen.count)
+
+
+def print_figures(console: Console, figures: list[Figure], title: str) -> None:
+    ours = figures[-1]
+    table = Table(title=title)
+    for column in ("measure", "per second (median)", "count", "seconds", "ledger / this"):
+        table.add_column(column, justify="right")
+    for f in figures:
+        ratio = "" if f is ours else f"{ours.per_second / f.per_second:.0%}"
+        table.add_row(f.name, f"{f.per_second:,.0f}", f"{f.count:,}", f"{f.seconds:.2f}", ratio)
+    console.print(table)

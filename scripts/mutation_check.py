@@ -135,13 +135,10 @@ MUTATIONS = [
         "if result is None or result.first_pass is None:",
     ),
     (
-        "K1 identity",
+        "K1/K3 identity",
         LEARNER,
-        "            if max(base, v.verified_at) < v.ends_at\n        ]\n"
-        "        if not moments:\n            return None\n        earned_at, verification_event = "
-        "min(moments)\n        return Due(earned_at, (pass_event",
-        "        ]\n        if not moments:\n            return None\n        earned_at, "
-        "verification_event = min(moments)\n        return Due(earned_at, (pass_event",
+        "            if max(since, v.verified_at) < v.ends_at\n",
+        "",
     ),
     (
         "K1 one live",

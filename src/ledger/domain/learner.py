@@ -976,15 +976,10 @@ class Learner(Aggregate):
             return None
         passed_at, pass_event = result.first_pass
         paid_at, paid_event, payment_id = paid
-        base = max(passed_at, paid_at)
-        moments = [
-            (max(base, v.verified_at), v.event_id)
-            for v in self.verifications
-            if max(base, v.verified_at) < v.ends_at
-        ]
-        if not moments:
+        found = self.first_verified_moment(max(passed_at, paid_at))
+        if found is None:
             return None
-        earned_at, verification_event = min(moments)
+        earned_at, verification_event = found
         return Due(earned_at, (pass_event, paid_event, verification_event), payment_id)
 
     def specialization_certificate_due(self, enrollment: Enrollment) -> Due | None:
@@ -993,16 +988,23 @@ class Learner(Aggregate):
         if not enrollment.is_active or any(c is None for c in certs):
             return None
         live = [c for c in certs if c is not None]
-        base = max([enrollment.enrolled_at, *(c.earned_at for c in live)])
-        moments = [
-            (max(base, v.verified_at), v.event_id)
-            for v in self.verifications
-            if max(base, v.verified_at) < v.ends_at
-        ]
-        if not moments:
+        found = self.first_verified_moment(
+            max([enrollment.enrolled_at, *(c.earned_at for c in live)])
+        )
+        if found is None:
             return None
-        earned_at, verification_event = min(moments)
+        earned_at, verification_event = found
         return Due(earned_at, (*(c.event_id for c in live), verification_event))
+
+    def first_verified_moment(self, since: datetime) -> tuple[datetime, str] | None:
+        """The earliest moment from `since` on at which identity is valid, and on which
+        verification (I1, for K1 and K3); None if there is none yet."""
+        moments = [
+            (max(since, v.verified_at), v.event_id)
+            for v in self.verifications
+            if max(since, v.verified_at) < v.ends_at
+        ]
+        return min(moments) if moments else None
 
     def _settle(self, at: datetime) -> None:
         """Issue every certificate now due (K1, K3) and revoke those no longer satisfied (K5)."""

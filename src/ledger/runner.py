@@ -30,6 +30,7 @@ class WorkerName(StrEnum):
     INTAKE = "intake"
     RELAY = "relay"
     PROJECTIONS = "projections"
+    API = "api"
 
 
 class Pipeline:
@@ -70,8 +71,22 @@ class Pipeline:
         self.stop()
 
 
+def run_api(settings: Settings) -> int:
+    """Serve the HTTP API on 127.0.0.1 until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    import uvicorn  # noqa: PLC0415 - only the API process needs the server
+
+    from ledger.api import create_app  # noqa: PLC0415 - only the API process needs FastAPI
+
+    prepare_topics(settings)
+    log.info("api.starting", port=settings.api_port)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning")
+    return 0
+
+
 def run(settings: Settings, which: WorkerName) -> int:
     """Run until SIGINT/SIGTERM; return the process exit status."""
+    if which is WorkerName.API:
+        return run_api(settings)
     pipeline = Pipeline(settings, which)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@
 | `LEDGER_PARTITIONS` | partitions of each ledger topic when `stack up` creates it | 3 |
 | `LEDGER_INTAKE_BATCH` | most messages the intake decides in one transaction | 2000 |
 | `LEDGER_TOPIC_PREFIX` | prefix of the three topic names (tests use it to stay apart) | empty |
+| `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`), on 127.0.0.1 | 8080 |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
 """
@@ -35,6 +36,7 @@ class Settings(BaseModel):
     kafka_bootstrap: str | None = None
     partitions: int = Field(default=3, ge=1, le=256)
     intake_batch: int = Field(default=2000, ge=1, le=50_000)
+    api_port: int = Field(default=8080, ge=1, le=65535)
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
@@ -49,6 +51,7 @@ class Settings(BaseModel):
             "kafka_bootstrap": "LEDGER_KAFKA_BOOTSTRAP",
             "partitions": "LEDGER_PARTITIONS",
             "intake_batch": "LEDGER_INTAKE_BATCH",
+            "api_port": "LEDGER_API_PORT",
             "topic_prefix": "LEDGER_TOPIC_PREFIX",
             "log_format": "LEDGER_LOG_FORMAT",
             "log_level": "LEDGER_LOG_LEVEL",

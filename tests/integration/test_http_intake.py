@@ -1,0 +1,130 @@
+"""`POST /v1/events` through a real HTTP client against a running `ledger run api`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.broker import end_offsets
+from ledger.settings import Settings
+from ledger.stack import services
+
+from .conftest import cli_env, read_topic, wait_for
+from .scenario import at
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    ledger = Path(sys.executable).with_name("ledger")
+    log = tmp_path / "api.log"
+    process = subprocess.Popen(
+        [str(ledger), "run", "api"],
+        env={**cli_env(settings), "LEDGER_API_PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 60, f"the API on port {port} (log: {log})")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def event(n: int, learner: str = "hal") -> dict:
+    return {
+        "specversion": "1.0",
+        "id": f"http-{n}",
+        "source": "urn:http-test",
+        "type": "ledger.aid.granted.v1",
+        "time": at(n).isoformat(),
+        "subject": learner,
+        "data": {"learner_id": learner, "course_id": f"ds-{n}"},
+    }
+
+
+def test_http_intake_accepts_every_mode_and_refuses_bad_batches_whole(
+    settings: Settings,
+    api: str,
+) -> None:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        one = client.post(
+            "/v1/events",
+            content=json.dumps(event(1)),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        assert one.status_code == 202, one.text
+        assert one.json()["accepted"][0]["id"] == "http-1"
+
+        batch = client.post(
+            "/v1/events",
+            json=[event(2), event(3)],
+            headers={"content-type": "application/cloudevents-batch+json"},
+        )
+        assert batch.status_code == 202, batch.text
+        assert [a["id"] for a in batch.json()["accepted"]] == ["http-2", "http-3"]
+
+        binary = client.post(
+            "/v1/events",
+            json={"learner_id": "hal", "course_id": "ds-4"},
+            headers={
+                "ce-specversion": "1.0",
+                "ce-id": "http-4",
+                "ce-source": "urn:http-test",
+                "ce-type": "ledger.aid.granted.v1",
+                "ce-time": at(4).isoformat(),
+                "ce-subject": "hal",
+            },
+        )
+        assert binary.status_code == 202, binary.text
+
+        bad = client.post(
+            "/v1/events",
+            json=[event(5), {"specversion": "1.0"}, {**event(6), "type": "ledger.nope.v1"}],
+        )
+        assert bad.status_code == 400
+        errors = bad.json()["errors"]
+        assert [(e["index"], e["reason"]) for e in errors] == [
+            (1, "not_cloudevent"),
+            (2, "unknown_type"),
+        ]
+        assert client.post("/v1/events", content=b"{oops").json()["errors"][0]["reason"] == (
+            "not_json"
+        )
+        assert client.get("/docs").status_code == 200
+
+    everything = sum(
+        end_offsets(services.kafka_bootstrap(settings), settings.intake_topic).values()
+    )
+    records = read_topic(settings, settings.intake_topic, expect=everything, timeout_s=60)
+    ids = sorted(
+        json.loads(r.value or b"{}").get("id") or (r.header("ce_id") or "")
+        for r in records
+        if (r.key or b"") == b"hal"
+    )
+    assert ids == ["http-1", "http-2", "http-3", "http-4"]  # nothing of the refused batch

@@ -799,7 +799,7 @@ class Learner(Aggregate):
             refusal = Reason.PAYMENT_UNKNOWN, f"no payment {payment_id} for this learner"
         elif payment.state is PaymentState.REFUNDED:
             refusal = Reason.ALREADY_REFUNDED, f"payment {payment_id} was already refunded"
-        elif False:
+        elif payment.state is PaymentState.CHARGED_BACK:
             refusal = Reason.PAYMENT_CHARGED_BACK, f"payment {payment_id} was charged back"
         elif payment.state is PaymentState.TO_BE_RETURNED:
             refusal = (

@@ -3,7 +3,8 @@
 Each mutation replaces one condition in the domain by a constant that switches the check off,
 runs the unit tests, and expects at least one failure. Usage:
     .venv/bin/python scripts/mutation_check.py
-It prints one line per mutation and exits non-zero if any mutation survives.
+It prints one line per mutation and exits non-zero if any mutation survives. It edits the
+domain files in place while it runs (and restores them): commit nothing until it ends.
 """
 
 from __future__ import annotations

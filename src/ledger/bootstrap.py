@@ -13,7 +13,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from ledger.application import Ledger
-from ledger.broker import ensure_topics
+from ledger.broker import ensure_topics, warm_up_groups
 from ledger.errors import ConfigurationError
 from ledger.settings import Settings
 from ledger.stack.services import database_url, kafka_bootstrap
@@ -66,8 +66,12 @@ def prepare_database(settings: Settings) -> None:
 def prepare_topics(settings: Settings) -> list[str]:
     """Create the three ledger topics if missing, kept forever; return those created."""
     partitions = settings.partitions
-    return ensure_topics(
-        kafka_bootstrap(settings),
+    bootstrap = kafka_bootstrap(settings)
+    created = ensure_topics(
+        bootstrap,
         dict.fromkeys(settings.topics, partitions),
         {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
     )
+    if created:
+        warm_up_groups(bootstrap, settings.intake_topic)
+    return created

@@ -8,6 +8,7 @@ here gives the rest of the code typed `Record`s and one exception, `BrokerUnavai
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,3 +296,34 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     finally:
         consumer.close()
     return {tp.partition: offset for tp, offset in ends.items()}
+
+
+def warm_up_groups(bootstrap: str, topic: str, timeout_s: float = 60.0) -> bool:
+    """Join and leave a throwaway consumer group once, so the broker's group coordinator (and
+    its `__consumer_offsets` topic) exists before the workers need it.
+
+    On a freshly formatted broker the first group join waits for that topic to be created and
+    led; a worker started at that moment can sit for many seconds before its first record.
+    Returns True once a member was assigned partitions.
+    """
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id="ledger-warm-up",
+            enable_auto_commit=False,
+            request_timeout_ms=15_000,
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "connecting a consumer", bootstrap) from error
+    assigned = False
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout_s
+        while not assigned and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=500)
+            assigned = bool(consumer.assignment())
+    except KafkaError as error:
+        raise _unavailable(error, "joining a consumer group", bootstrap) from error
+    finally:
+        consumer.close()
+    return assigned

@@ -115,7 +115,7 @@ def run(
         WorkerName, typer.Argument(help="Which worker to run (default: all three).")
     ] = WorkerName.ALL,
 ) -> None:
-    """Run the intake, relay and projection workers until SIGINT or SIGTERM."""
+    """Run the intake, relay and projection workers (or the HTTP API) until SIGINT/SIGTERM."""
     raise typer.Exit(run_workers(_settings(), worker))
 
 

@@ -112,7 +112,7 @@ def stack_status() -> None:
 @app.command("run")
 def run(
     worker: Annotated[
-        WorkerName, typer.Argument(help="Which worker to run (default: all three).")
+        WorkerName, typer.Argument(help="Which worker (default: the three workers; api: HTTP).")
     ] = WorkerName.ALL,
 ) -> None:
     """Run the intake, relay and projection workers (or the HTTP API) until SIGINT/SIGTERM."""

@@ -313,123 +313,116 @@ class LedgerRecorder(PostgresProcessRecorder):
 
     # Reads used by the intake worker and the CLI.
 
+    def _query(
+        self,
+        query: str,
+        table: Identifier,
+        params: Sequence[Any] = (),
+        *,
+        commit: bool = False,
+        **identifiers: Any,
+    ) -> list[Any]:
+        """Run one statement on one of our tables (`{s}.{t}` in `query`) in its own transaction;
+        return its rows (none for a statement that returns none)."""
+        with self.datastore.transaction(commit=commit) as curs:
+            curs.execute(
+                SQL(query).format(s=Identifier(self.datastore.schema), t=table, **identifiers),
+                params,
+            )
+            return curs.fetchall() if curs.description else []
+
     def intake_positions(self, topic: str) -> dict[int, int]:
         """The next offset to consume, per partition, as committed with the events."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT partition, next_offset FROM {s}.{t} WHERE topic = %s").format(
-                    s=Identifier(self.datastore.schema), t=self.positions_table
-                ),
-                (topic,),
-            )
-            return {row["partition"]: row["next_offset"] for row in curs.fetchall()}
+        rows = self._query(
+            "SELECT partition, next_offset FROM {s}.{t} WHERE topic = %s",
+            self.positions_table,
+            (topic,),
+        )
+        return {row["partition"]: row["next_offset"] for row in rows}
 
     def accepted_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """For the given (source, id) pairs, the content digest of those already accepted."""
         if not keys:
             return {}
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT m.source, m.message_id, m.digest FROM {s}.{t} m "
-                    "JOIN unnest(%s::text[], %s::text[]) AS k(source, message_id) "
-                    "USING (source, message_id)"
-                ).format(s=Identifier(self.datastore.schema), t=self.messages_table),
-                ([k[0] for k in keys], [k[1] for k in keys]),
-            )
-            return {(r["source"], r["message_id"]): r["digest"] for r in curs.fetchall()}
+        rows = self._query(
+            "SELECT m.source, m.message_id, m.digest FROM {s}.{t} m "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(source, message_id) "
+            "USING (source, message_id)",
+            self.messages_table,
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        return {(r["source"], r["message_id"]): r["digest"] for r in rows}
 
     def select_rejections(
         self, after: int, limit: int, reason: str | None = None, newest_first: bool = False
     ) -> list[StoredRejection]:
         """Rejections with an id greater than `after` (optionally of one reason)."""
-        order = SQL("DESC" if newest_first else "ASC")
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s"
-                    " AND (%s::text IS NULL OR reason = %s) ORDER BY rejection_id {o} LIMIT %s"
-                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table, o=order),
-                (after, reason, reason, limit),
-            )
-            return [_rejection_from_row(r) for r in curs.fetchall()]
+        rows = self._query(
+            "SELECT * FROM {s}.{t} WHERE rejection_id > %s"
+            " AND (%s::text IS NULL OR reason = %s) ORDER BY rejection_id {o} LIMIT %s",
+            self.rejections_table,
+            (after, reason, reason, limit),
+            o=SQL("DESC" if newest_first else "ASC"),
+        )
+        return [_rejection_from_row(r) for r in rows]
 
     def get_rejection(self, rejection_id: int) -> StoredRejection | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT * FROM {s}.{t} WHERE rejection_id = %s").format(
-                    s=Identifier(self.datastore.schema), t=self.rejections_table
-                ),
-                (rejection_id,),
-            )
-            row = curs.fetchone()
-            return None if row is None else _rejection_from_row(row)
+        rows = self._query(
+            "SELECT * FROM {s}.{t} WHERE rejection_id = %s", self.rejections_table, (rejection_id,)
+        )
+        return _rejection_from_row(rows[0]) if rows else None
 
     def mark_retried(self, rejection_id: int) -> None:
         """Record that an operator re-submitted this rejected message (it stays, as history)."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "UPDATE {s}.{t} SET retried_at = now(), retries = retries + 1 "
-                    "WHERE rejection_id = %s"
-                ).format(s=Identifier(self.datastore.schema), t=self.rejections_table),
-                (rejection_id,),
-            )
+        self._query(
+            "UPDATE {s}.{t} SET retried_at = now(), retries = retries + 1 WHERE rejection_id = %s",
+            self.rejections_table,
+            (rejection_id,),
+            commit=True,
+        )
 
     def select_events_for(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of the given aggregates, in one query, in version order."""
         if not aggregate_ids:
             return {}
+        rows = self._query(
+            "SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version",
+            Identifier(self.events_table_name),
+            (list(aggregate_ids),),
+        )
         found: dict[UUID, list[StoredEvent]] = {}
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
-                    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-                ).format(s=Identifier(self.datastore.schema), t=Identifier(self.events_table_name)),
-                (list(aggregate_ids),),
-            )
-            for row in curs.fetchall():
-                found.setdefault(row["originator_id"], []).append(
-                    StoredEvent(
-                        originator_id=row["originator_id"],
-                        originator_version=row["originator_version"],
-                        topic=row["topic"],
-                        state=bytes(row["state"]),
-                    )
+        for row in rows:
+            found.setdefault(row["originator_id"], []).append(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
                 )
+            )
         return found
 
     def relay_position(self, stream: str) -> int:
         """How far the relay has published `stream` (0 before it has published anything)."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT position FROM {s}.{t} WHERE stream = %s").format(
-                    s=Identifier(self.datastore.schema), t=self.relay_table
-                ),
-                (stream,),
-            )
-            row = curs.fetchone()
-            return 0 if row is None else int(row["position"])
+        rows = self._query(
+            "SELECT position FROM {s}.{t} WHERE stream = %s", self.relay_table, (stream,)
+        )
+        return int(rows[0]["position"]) if rows else 0
 
     def save_relay_position(self, stream: str, position: int) -> None:
         """Record that everything up to `position` of `stream` is on Kafka."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {s}.{t} AS r (stream, position) VALUES (%s, %s) "
-                    "ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position,"
-                    " updated_at = now() WHERE r.position < EXCLUDED.position"
-                ).format(s=Identifier(self.datastore.schema), t=self.relay_table),
-                (stream, position),
-            )
+        self._query(
+            "INSERT INTO {s}.{t} AS r (stream, position) VALUES (%s, %s) "
+            "ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position,"
+            " updated_at = now() WHERE r.position < EXCLUDED.position",
+            self.relay_table,
+            (stream, position),
+            commit=True,
+        )
 
     def max_rejection_id(self) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT coalesce(max(rejection_id), 0) AS m FROM {s}.{t}").format(
-                    s=Identifier(self.datastore.schema), t=self.rejections_table
-                )
-            )
-            row = curs.fetchone()
-            return 0 if row is None else int(row["m"])
+        rows = self._query(
+            "SELECT coalesce(max(rejection_id), 0) AS m FROM {s}.{t}", self.rejections_table
+        )
+        return int(rows[0]["m"])

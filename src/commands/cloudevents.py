@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from commands.messages import MESSAGE_TYPES, MessageData
@@ -64,19 +65,20 @@ class InboundMessage:
 
 
 def content_digest(envelope: Envelope, data: Any) -> str:
-    """sha-256 of what the message says (type, time, subject, data), independent of the mode."""
-    canonical = json.dumps(
+    """sha-256 of what the message says (type, time, subject, data), independent of the mode.
+
+    The bytes hashed are the JSON of those four with sorted keys and no whitespace.
+    """
+    canonical = orjson.dumps(
         {
             "type": envelope.type,
             "time": envelope.time.isoformat(),
             "subject": envelope.subject,
             "data": data,
         },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        option=orjson.OPT_SORT_KEYS,
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _field_errors(error: ValidationError, prefix: str) -> str:
@@ -91,8 +93,8 @@ def _decode_json(raw: bytes | None, what: str) -> Any:
     if raw is None:
         raise RejectedMessage("not_json", f"the {what} is empty: a JSON value is required")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
         raise RejectedMessage("not_json", f"the {what} is not valid JSON: {error}") from None
 
 

@@ -40,6 +40,7 @@ class Ledger(Application):  # type: ignore[type-arg]
     name = APPLICATION_NAME
     env: ClassVar[dict[str, str]] = {
         "PROCESS_RECORDER_TOPIC": "ledger.store:LedgerRecorder",
+        "TRANSCODER_TOPIC": "ledger.transcoder:FastJSONTranscoder",
     }
 
     def construct_recorder(self) -> ApplicationRecorder:

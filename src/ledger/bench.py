@@ -10,14 +10,16 @@ a database and topics of its own, created for the run and dropped after it.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import psycopg
@@ -33,8 +35,15 @@ from commands.cloudevents import structured
 from commands.intake import IntakeWorker
 from ledger.bootstrap import eventsourcing_env, open_ledger, prepare_database, prepare_topics
 from ledger.broker import OutRecord, Producer
+from ledger.errors import LedgerError
+from ledger.logs import configure_logging
 from ledger.settings import Settings
 from ledger.stack import services
+from ledger.supervision import tune_garbage_collector
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event as EventType
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 COURSES = [f"ds-{n}" for n in range(1, 10)]
@@ -197,55 +206,117 @@ def raw_kafka(bootstrap: str, topic: str, expected: int) -> Figure:
     return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
 
 
-def ledger_intake(settings: Settings, expected: int, progress: Callable[[int], None]) -> Figure:
-    """The real intake worker, from its first consumed record to its last commit."""
+def _intake_child(settings: Settings, started: Queue[float], stop: EventType) -> None:
+    """One intake process of the benchmark: report when it first handled records, then run."""
+    configure_logging(settings.log_format, "warning")
+    tune_garbage_collector()  # as `ledger run` does
     ledger = open_ledger(settings)
-    recorder = ledger.ledger_recorder
-    worker = IntakeWorker(ledger, settings, services.kafka_bootstrap(settings))
-    started: float | None = None
-    done = 0
+    bootstrap = services.kafka_bootstrap(settings)
+    worker = IntakeWorker(ledger, settings, bootstrap, settings.intake_batch)
+    first: float | None = None
     try:
-        deadline = time.monotonic() + 1800
-        while done < expected and time.monotonic() < deadline:
-            if worker.step() and started is None:
-                started = time.perf_counter()
-            done = sum(recorder.intake_positions(settings.intake_topic).values())
-            progress(done)
-        elapsed = time.perf_counter() - (started or time.perf_counter())
+        while not stop.is_set():
+            before = time.monotonic()
+            if worker.step() and first is None:
+                first = before
+                started.put(first)
     finally:
         worker.close()
         ledger.close()
-    return Figure("ledger intake (commands)", done / max(elapsed, 1e-9), elapsed, done)
 
 
-def _bench_settings(base: Settings, database: str) -> Settings:
+def ledger_intake(
+    settings: Settings, expected: int, processes: int, progress: Callable[[int], None]
+) -> Figure:
+    """The real intake worker in `processes` processes, from the first poll that returned
+    records to the commit of the last one (seen in the intake positions in PostgreSQL)."""
+    context = multiprocessing.get_context("spawn")
+    started: Queue[float] = context.Queue()
+    stop = context.Event()
+    children = [
+        context.Process(target=_intake_child, args=(settings, started, stop), daemon=True)
+        for _ in range(processes)
+    ]
+    ledger = open_ledger(settings)
+    recorder = ledger.ledger_recorder
+    done = 0
+    finished: float | None = None
+    try:
+        for child in children:
+            child.start()
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            done = sum(recorder.intake_positions(settings.intake_topic).values())
+            progress(done)
+            if done >= expected:
+                finished = time.monotonic()
+                break
+            if any(c.exitcode not in (None, 0) for c in children):
+                raise LedgerError("an intake process of the benchmark crashed; see its log")
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for child in children:
+            child.join(60)
+        ledger.close()
+    if finished is None:
+        raise LedgerError(f"the intake handled {done} of {expected} messages in 30 minutes")
+    firsts = []
+    while not started.empty():
+        firsts.append(started.get())
+    elapsed = finished - min(firsts)
+    label = "process" if processes == 1 else "processes"
+    return Figure(f"ledger intake, {processes} {label} (commands)", done / elapsed, elapsed, done)
+
+
+def _bench_settings(base: Settings, database: str, topic_prefix: str) -> Settings:
     admin_url = services.database_url(base)
     return base.model_copy(
         update={
             "database_url": make_conninfo(admin_url, dbname=database),
-            "topic_prefix": f"bench-{secrets.token_hex(3)}.",
+            "topic_prefix": topic_prefix,
         }
     )
 
 
-def run_intake_bench(
-    base: Settings, messages: int, learners: int, repeat: int, console: Console
-) -> list[Figure]:
+@contextmanager
+def scratch_database(base: Settings, topic_prefix: str) -> Iterator[Settings]:
+    """Settings for a database of its own, created now and dropped after use."""
     admin_url = services.database_url(base)
+    database = f"ledger_bench_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        settings = _bench_settings(base, database, topic_prefix)
+        prepare_database(settings)
+        yield settings
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def run_intake_bench(
+    base: Settings,
+    messages: int,
+    learners: int,
+    repeat: int,
+    processes: int,
+    console: Console,
+) -> list[Figure]:
+    """Each round: publish to fresh topics, then measure Kafka, eventsourcing and the intake
+    (one process, then `processes`), each intake run on a fresh database."""
     bootstrap = services.kafka_bootstrap(base)
     figures: dict[str, list[Figure]] = {}
+    runs = sorted({1, processes})
     for round_number in range(1, repeat + 1):
-        database = f"ledger_bench_{secrets.token_hex(3)}"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
-        settings = _bench_settings(base, database)
-        try:
-            prepare_database(settings)
+        prefix = f"bench-{secrets.token_hex(3)}."
+        with scratch_database(base, prefix) as settings:
             prepare_topics(settings)
             records = bench_messages(settings.intake_topic, messages, learners)
             console.print(
                 f"round {round_number}/{repeat}: publishing {len(records)} messages "
-                f"for {learners} learners to {settings.intake_topic}"
+                f"for {learners} learners to {settings.intake_topic} "
+                f"({settings.partitions} partitions)"
             )
             producer = Producer(bootstrap, client_id="ledger-bench")
             try:
@@ -258,19 +329,20 @@ def run_intake_bench(
             )
             url = services.database_url(settings)
             figures.setdefault("es", []).append(raw_eventsourcing(url, len(records), 500))
-            with Progress(console=console, transient=True) as bar:
-                task = bar.add_task("ledger intake", total=len(records))
+        for count in runs:
+            with (
+                scratch_database(base, prefix) as settings,
+                Progress(console=console, transient=True) as bar,
+            ):
+                task = bar.add_task(f"ledger intake, {count} process(es)", total=len(records))
 
                 def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
                     bar.update(task, completed=done)
 
-                figures.setdefault("intake", []).append(
-                    ledger_intake(settings, len(records), advance)
+                figures.setdefault(f"intake{count}", []).append(
+                    ledger_intake(settings, len(records), count, advance)
                 )
-        finally:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    return [_median(figures[k]) for k in ("kafka", "es", "intake")]
+    return [_median(figures[k]) for k in ("kafka", "es", *(f"intake{n}" for n in runs))]
 
 
 def _median(runs: list[Figure]) -> Figure:
@@ -280,12 +352,19 @@ def _median(runs: list[Figure]) -> Figure:
     return Figure(chosen.name, middle, chosen.seconds, chosen.count)
 
 
-def print_figures(console: Console, figures: list[Figure], title: str) -> None:
-    ours = figures[-1]
+def print_figures(console: Console, figures: list[Figure], title: str, baselines: int = 2) -> None:
+    """The table: the first `baselines` rows are raw measures, each later row is compared
+    with every one of them."""
     table = Table(title=title)
-    for column in ("measure", "per second (median)", "count", "seconds", "ledger / this"):
+    for column in ("measure", "per second (median)", "count", "seconds"):
         table.add_column(column, justify="right")
-    for f in figures:
-        ratio = "" if f is ours else f"{ours.per_second / f.per_second:.0%}"
-        table.add_row(f.name, f"{f.per_second:,.0f}", f"{f.count:,}", f"{f.seconds:.2f}", ratio)
+    for base in figures[:baselines]:
+        table.add_column(f"/ {base.name.split(',')[0]}", justify="right")
+    for n, f in enumerate(figures):
+        ratios = (
+            [""] * baselines
+            if n < baselines
+            else [f"{f.per_second / b.per_second:.0%}" for b in figures[:baselines]]
+        )
+        table.add_row(f.name, f"{f.per_second:,.0f}", f"{f.count:,}", f"{f.seconds:.2f}", *ratios)
     console.print(table)

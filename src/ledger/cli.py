@@ -114,9 +114,17 @@ def run(
     worker: Annotated[
         WorkerName, typer.Argument(help="Which worker (default: the three workers; api: HTTP).")
     ] = WorkerName.ALL,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Intake processes (one per core is best; default LEDGER_INTAKE_PROCESSES, 1).",
+        ),
+    ] = None,
 ) -> None:
     """Run the intake, relay and projection workers (or the HTTP API) until SIGINT/SIGTERM."""
-    raise typer.Exit(run_workers(_settings(), worker))
+    raise typer.Exit(run_workers(_settings(), worker, processes))
 
 
 @app.command("publish")
@@ -277,17 +285,25 @@ def bench_intake(
     messages: Annotated[int, typer.Option(min=100, help="Messages to publish.")] = 50_000,
     learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 5_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Intake processes to measure, beside one (default: cores)."
+        ),
+    ] = None,
 ) -> None:
     """Intake commands/s beside kafka-python consuming and eventsourcing saving, same run."""
     from ledger.bench import print_figures, run_intake_bench  # noqa: PLC0415 - only needed here
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, "warning")
-    figures = run_intake_bench(settings, messages, learners, repeat, out)
+    count = processes or min(os.cpu_count() or 1, settings.partitions)
+    figures = run_intake_bench(settings, messages, learners, repeat, count, out)
     print_figures(
         out,
         figures,
-        f"ledger bench intake: {messages:,} messages, {learners:,} learners, median of {repeat}",
+        f"ledger bench intake: {messages:,} messages, {learners:,} learners, "
+        f"{settings.partitions} partitions, median of {repeat}",
     )
 
 

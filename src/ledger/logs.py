@@ -7,10 +7,17 @@ when they are done with it, so an operator can follow any message with one grep.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import structlog
+
+
+def _add_pid(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # `ledger run --processes N` writes N processes' lines to one stream: say whose each is.
+    event["pid"] = os.getpid()
+    return event
 
 
 def configure_logging(log_format: str | None = None, level: str = "info") -> None:
@@ -21,6 +28,7 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()

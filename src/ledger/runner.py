@@ -3,23 +3,30 @@
 On SIGINT or SIGTERM every worker finishes the batch in hand (its transaction commits or rolls
 back whole), closes its connections, and the process exits 0. Separate processes per worker
 (`ledger run intake`, ...) scale the same code out; the consumer groups share the partitions.
+
+The intake is the one worker that needs more than a core (it decides every command in Python),
+so `--processes N` (or `LEDGER_INTAKE_PROCESSES`) starts N-1 more intake-only processes beside
+this one. They are children: they stop with it, and one of them dying stops the run with exit
+status 1, as a crashing worker thread does.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import threading
 from enum import StrEnum
+from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from commands.intake import IntakeWorker
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger, prepare_database, prepare_topics
-from ledger.logs import get_logger
+from ledger.logs import configure_logging, get_logger
 from ledger.relay import Relay
 from ledger.settings import Settings
 from ledger.stack.services import database_url, kafka_bootstrap
-from ledger.supervision import Worker, run_until_stopped
+from ledger.supervision import Worker, run_until_stopped, tune_garbage_collector
 from projections.worker import ProjectionWorker
 
 log = get_logger(__name__)
@@ -83,10 +90,46 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
-def run(settings: Settings, which: WorkerName) -> int:
+def _intake_process(settings: Settings) -> None:
+    """Entry point of an extra intake process (started with spawn: no inherited threads)."""
+    configure_logging(settings.log_format, settings.log_level)
+    raise SystemExit(run(settings, WorkerName.INTAKE, processes=1))
+
+
+def start_intake_processes(settings: Settings, count: int) -> list[BaseProcess]:
+    """Start `count` intake-only child processes."""
+    context = multiprocessing.get_context("spawn")
+    children: list[BaseProcess] = []
+    for n in range(count):
+        child = context.Process(
+            target=_intake_process, args=(settings,), name=f"ledger-intake-{n + 2}"
+        )
+        child.start()
+        children.append(child)
+    log.info("runner.intake_processes", started=[c.pid for c in children])
+    return children
+
+
+def stop_processes(children: list[BaseProcess], timeout_s: float = 30.0) -> None:
+    """SIGTERM every child (each finishes its batch), then wait; kill those that hang."""
+    for child in children:
+        if child.is_alive():
+            child.terminate()
+    for child in children:
+        child.join(timeout_s)
+        if child.is_alive():
+            log.error("runner.process_killed", pid=child.pid, name=child.name)
+            child.kill()
+            child.join()
+
+
+def run(settings: Settings, which: WorkerName, processes: int | None = None) -> int:
     """Run until SIGINT/SIGTERM; return the process exit status."""
     if which is WorkerName.API:
         return run_api(settings)
+    tune_garbage_collector()
+    wanted = settings.intake_processes if processes is None else processes
+    extra = wanted - 1 if which in (WorkerName.ALL, WorkerName.INTAKE) else 0
     pipeline = Pipeline(settings, which)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -95,10 +138,21 @@ def run(settings: Settings, which: WorkerName) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    children = start_intake_processes(settings, extra) if extra > 0 else []
     pipeline.start()
-    log.info("runner.started", workers=[w.name for w in pipeline.workers])
+    log.info("runner.started", workers=[w.name for w in pipeline.workers], processes=1 + extra)
     while not pipeline.stop_event.wait(0.5):
-        pass
+        for child in [c for c in children if not c.is_alive()]:
+            children.remove(child)
+            if child.exitcode == 0:  # stopped by a signal of its own: the others carry on
+                log.info("runner.process_stopped", name=child.name, pid=child.pid)
+                continue
+            log.error(
+                "runner.process_crashed", name=child.name, pid=child.pid, exitcode=child.exitcode
+            )
+            pipeline.crashed.append(child.name)
+            pipeline.stop_event.set()
+    stop_processes(children)
     pipeline.stop()
     if pipeline.crashed:
         log.error("runner.worker_crashed", workers=pipeline.crashed)

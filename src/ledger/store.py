@@ -185,7 +185,7 @@ class LedgerRecorder(PostgresProcessRecorder):
         )
         self._insert_from_arrays = SQL(
             "INSERT INTO {s}.{t} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(s=schema, t=Identifier(events_table_name))
         self._upsert_position = SQL(
@@ -196,8 +196,8 @@ class LedgerRecorder(PostgresProcessRecorder):
         ).format(s=schema, t=self.positions_table)
         self._insert_messages = SQL(
             "INSERT INTO {s}.{t} (source, message_id, digest, message_type, topic, partition,"
-            " kafka_offset) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::text[], %s::int[], %s::bigint[])"
+            " kafka_offset) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::text[], %b::int[], %b::bigint[])"
         ).format(s=schema, t=self.messages_table)
         self._insert_rejection = SQL(
             "INSERT INTO {s}.{t} (topic, partition, kafka_offset, key, value, headers, reason,"
@@ -245,7 +245,8 @@ class LedgerRecorder(PostgresProcessRecorder):
         """Insert a batch of events, as the library does, but from four plain arrays.
 
         The library sends one array of a composite type, which psycopg builds in Python at
-        about 90 µs an event; four arrays of plain types cost a fraction of that. Everything
+        about 90 µs an event; four arrays of plain types, sent in binary (`%b`: the text format
+        runs a regex over every element to quote it), cost a fraction of that. Everything
         else is kept: the table lock (commit order = notification order), the NOTIFY, and
         `RETURNING notification_id` in insertion order.
         """

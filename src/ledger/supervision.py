@@ -8,6 +8,7 @@ other exception is a bug: it is logged with its traceback and the worker stops, 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,24 @@ class Worker(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+#: Allocations between young-generation collections, and young collections per older one.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector run far less often in a worker process.
+
+    A worker allocates many short-lived objects per message (parsed messages, events, rows)
+    while holding a large, long-lived learner cache. With Python's default thresholds
+    (700, 10, 10) the collector runs every few messages and regularly walks the whole cache:
+    about 15% of the intake's CPU, measured with `ledger bench intake`. Larger thresholds keep
+    collecting cyclic garbage, only in bigger, rarer passes.
+    """
+    gc.collect()
+    gc.freeze()  # what exists at start-up (modules, classes) is never garbage
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,10 +44,12 @@ def intake_position_total(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def start_intake(settings: Settings, log: Path, batch: int = 2000) -> subprocess.Popen[bytes]:
+def start_intake(
+    settings: Settings, log: Path, batch: int = 2000, processes: int = 1
+) -> subprocess.Popen[bytes]:
     ledger = Path(sys.executable).with_name("ledger")
     return subprocess.Popen(
-        [str(ledger), "run", "intake"],
+        [str(ledger), "run", "intake", "--processes", str(processes)],
         env={**cli_env(settings), "LEDGER_INTAKE_BATCH": str(batch)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -111,6 +115,55 @@ def test_valid_messages_apply_once_and_bad_ones_are_kept_with_their_reason(
     kept = collections.Counter(r.header("ledger_reason") for r in on_topic)
     for reason, count in expected_reasons.items():
         assert kept[reason] >= count
+
+
+def log_lines(log: Path, event: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
+
+
+def test_two_intake_processes_share_the_partitions_and_stop_together(
+    settings: Settings,
+    publisher: Publisher,
+    tmp_path: Path,
+) -> None:
+    run = f"two{os.getpid()}"
+    load = build_load(settings.intake_topic, run, learners=120, per_learner=10, bad=0, seed=5)
+    expected = expected_histories(load)
+    log = tmp_path / "intake.log"
+    process = start_intake(settings, log, batch=100, processes=2)
+
+    def assignments() -> dict[int, list[int]]:
+        """Each process's latest assignment."""
+        latest: dict[int, list[int]] = {}
+        for line in log_lines(log, "intake.positions"):
+            latest[line["pid"]] = line["assigned"]
+        return latest
+
+    try:
+        wait_for(
+            lambda: len(assignments()) == 2 and all(assignments().values()),
+            90,
+            "both processes in the consumer group",
+        )
+        latest = assignments()
+        assert sorted(p for ps in latest.values() for p in ps) == list(range(settings.partitions))
+        publisher.send(*load.catalog)
+        wait_for(lambda: specialization_stored(settings, "jhu-data-science"), 60, "the catalog")
+        publisher.send(*load.valid)
+        wait_for(lambda: stored_histories(settings, list(expected)) == expected, 120, "the load")
+        handled = collections.Counter(line["pid"] for line in log_lines(log, "intake.message"))
+        assert len(handled) == 2, handled
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    children = [
+        pid for line in log_lines(log, "runner.intake_processes") for pid in line["started"]
+    ]
+    assert len(children) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(children[0], 0)
+    assert stored_histories(settings, list(expected)) == expected
 
 
 def test_killed_mid_batch_three_times_nothing_lost_nothing_twice(

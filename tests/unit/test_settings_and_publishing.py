@@ -16,7 +16,7 @@ def test_settings_defaults_and_prefix() -> None:
     settings = Settings.from_env({"LEDGER_TOPIC_PREFIX": "t1."})
     assert settings.topics == ("t1.ledger.intake", "t1.ledger.events", "t1.ledger.rejections")
     assert settings.group_id("intake") == "t1.ledger-intake"
-    assert settings.partitions == 3
+    assert settings.partitions == 6
 
 
 def test_a_bad_setting_names_its_variable() -> None:

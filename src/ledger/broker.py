@@ -84,7 +84,7 @@ class Consumer:
     """A consumer-group member that reads records in batches and commits offsets explicitly."""
 
     def __init__(
-        self, bootstrap: str, group_id: str, client_id: str, max_poll_records: int = 500
+        self, bootstrap: str, group_id: str | None, client_id: str, max_poll_records: int = 500
     ) -> None:
         self.bootstrap = bootstrap
         try:
@@ -145,6 +145,19 @@ class Consumer:
                 for r in batch
             )
         return records
+
+    def assign_all(self, topic: str) -> list[tuple[str, int]]:
+        """Read every partition of `topic` from its beginning, outside any group (a rebuild)."""
+        try:
+            found = self._consumer.partitions_for_topic(topic)
+        except KafkaError as error:
+            raise _unavailable(error, "reading topic metadata", self.bootstrap) from error
+        if not found:
+            raise BrokerUnavailableError(f"topic {topic!r} does not exist on {self.bootstrap}")
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_beginning(*partitions)
+        return [(tp.topic, tp.partition) for tp in partitions]
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         self._consumer.seek(TopicPartition(topic, partition), offset)

@@ -15,6 +15,7 @@ from typing import Annotated
 import psycopg
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 from rich.table import Table
 
 from ledger.application import Ledger
@@ -29,7 +30,9 @@ from ledger.settings import Settings
 from ledger.stack import services
 from ledger.stack.services import Service
 from ledger.store import StoredRejection
-from ledger.views import render_progress
+from ledger.views import render_certificate, render_eligibility, render_funnel, render_progress
+from projections import certificates, retention
+from projections.eligibility import NotEnrolledError, eligibility
 from projections.learner_progress import learner_progress
 
 app = typer.Typer(
@@ -47,6 +50,12 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks beside raw Kafka 
 app.add_typer(learner_app, name="learner")
 app.add_typer(bench_app, name="bench")
 app.add_typer(rejections_app, name="rejections")
+certificate_app = typer.Typer(no_args_is_help=True, help="Certificates by verification code.")
+app.add_typer(certificate_app, name="certificate")
+stats_app = typer.Typer(no_args_is_help=True, help="Figures across learners.")
+app.add_typer(stats_app, name="stats")
+projections_app = typer.Typer(no_args_is_help=True, help="The read models: lag and rebuilds.")
+app.add_typer(projections_app, name="projections")
 
 out = Console()
 err = Console(stderr=True)
@@ -180,6 +189,133 @@ def learner_show(
         print(progress.model_dump_json(indent=2))
     else:
         render_progress(out, progress)
+
+
+@learner_app.command("why")
+def learner_why(
+    learner_id: str,
+    specialization_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Is the learner eligible for the specialization certificate, and if not, what is missing."""
+    settings = _settings()
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        try:
+            answer = eligibility(conn, learner_id, specialization_id)
+        except NotEnrolledError as error:
+            err.print(str(error), markup=False)
+            raise typer.Exit(4) from None
+    if answer is None:
+        err.print(f"learner {learner_id!r} is not known to the ledger (or not projected yet)")
+        raise typer.Exit(4)
+    if as_json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        render_eligibility(out, answer)
+
+
+@certificate_app.command("verify")
+def certificate_verify(
+    code: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Whose certificate a verification code is, for what, and whether it is still valid."""
+    settings = _settings()
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        found = certificates.verify(conn, code)
+    if found is None:
+        err.print(f"no certificate has the verification code {code!r}", markup=False)
+        raise typer.Exit(4)
+    if as_json:
+        print(found.model_dump_json(indent=2))
+    else:
+        render_certificate(out, found)
+
+
+@stats_app.command("retention")
+def stats_retention(
+    specialization: Annotated[str | None, typer.Option(help="Only this specialization.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Completion per specialization and enrollment month: of all, of intent, of payers."""
+    settings = _settings()
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        rows = retention.funnel(conn, specialization)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        render_funnel(out, rows)
+
+
+@projections_app.command("status")
+def projections_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Lag of each read model, per partition of ledger.events."""
+    from projections.status import projection_lag  # noqa: PLC0415 - needs Kafka; only here
+
+    settings = _settings()
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        lags = projection_lag(conn, services.kafka_bootstrap(settings), settings.events_topic)
+    if as_json:
+        print(json.dumps([{**vars(lag), "behind": lag.behind} for lag in lags], indent=2))
+        return
+    table = Table(title=f"Read models on {settings.events_topic}")
+    for column in ("read model", "schema", "partition", "applied up to", "end", "behind"):
+        table.add_column(column, justify="left" if column in ("read model", "schema") else "right")
+    for lag in lags:
+        table.add_row(
+            lag.projection,
+            lag.schema,
+            str(lag.partition),
+            f"{lag.done:,}",
+            f"{lag.end:,}",
+            f"{lag.behind:,}",
+        )
+    out.print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[
+        str | None, typer.Argument(help="One read model (default: all of them).")
+    ] = None,
+) -> None:
+    """Rebuild read models from the start of ledger.events into fresh tables; switch over only
+    once caught up, so queries never see a half-built model."""
+    from rich.progress import Progress  # noqa: PLC0415 - only this command draws bars
+
+    from projections.catalog import READ_MODELS, by_name  # noqa: PLC0415
+    from projections.rebuild import rebuild  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        models = [by_name(name)] if name else list(READ_MODELS)
+    except KeyError as error:
+        err.print(str(error.args[0]), markup=False)
+        raise typer.Exit(2) from None
+    for model in models:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"rebuilding {model.name}", total=None)
+
+            def advance(done: int, total: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = rebuild(
+                services.database_url(settings),
+                services.kafka_bootstrap(settings),
+                settings.events_topic,
+                model,
+                switch=True,
+                progress=advance,
+            )
+        rate = result.records / result.seconds if result.seconds else 0.0
+        replaced = f", replacing {result.replaced.schema}" if result.replaced else ""
+        out.print(
+            f"{model.name}: {result.events:,} events applied from {result.records:,} records"
+            f" in {result.seconds:.1f} s ({rate:,.0f}/s); live in {result.generation.schema}"
+            f"{replaced}"
+        )
 
 
 def _rejection_json(r: StoredRejection) -> dict[str, object]:

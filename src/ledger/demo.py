@@ -7,10 +7,7 @@ each stage catching up, and prints what support staff would see.
 
 from __future__ import annotations
 
-import random
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -18,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from commands.cloudevents import structured
-from ledger.broker import OutRecord, Producer
+from ledger.broker import Producer
+from ledger.cohort import CATALOG, Cohort
 from ledger.errors import LedgerError
 from ledger.lag import pipeline_lag
 from ledger.runner import Pipeline
@@ -27,184 +24,6 @@ from ledger.settings import Settings
 from ledger.stack import services
 from ledger.views import render_progress
 from projections.learner_progress import LearnerProgress, learner_progress
-
-START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    specialization_id: str
-    title: str
-    partners: tuple[str, ...]
-    courses: tuple[str, ...]
-    capstone: str
-
-
-#: The three specializations of the launch announcement.
-CATALOG = (
-    CatalogEntry(
-        "jhu-data-science",
-        "Data Science",
-        ("Johns Hopkins University",),
-        (
-            "ds-toolbox",
-            "ds-r-programming",
-            "ds-getting-cleaning-data",
-            "ds-exploratory-analysis",
-            "ds-reproducible-research",
-            "ds-statistical-inference",
-            "ds-regression-models",
-            "ds-practical-machine-learning",
-            "ds-data-products",
-        ),
-        "ds-capstone",
-    ),
-    CatalogEntry(
-        "android-app-development",
-        "Android App Development",
-        ("Vanderbilt University", "University of Maryland, College Park"),
-        (
-            "android-handheld-1",
-            "android-handheld-2",
-            "android-concurrency",
-            "android-communication",
-            "android-cloud-services",
-        ),
-        "android-capstone",
-    ),
-    CatalogEntry(
-        "cet-effective-teaching",
-        "Foundations of Effective Teaching",
-        ("Commonwealth Education Trust",),
-        (
-            "teach-introduction",
-            "teach-being-a-teacher",
-            "teach-learners-and-learning",
-            "teach-planning",
-            "teach-curriculum",
-            "teach-assessment",
-            "teach-classroom-practice",
-            "teach-being-a-professional",
-        ),
-        "teach-capstone",
-    ),
-)
-
-
-class Cohort:
-    """Builds the demo's messages, deterministically from a seed."""
-
-    def __init__(self, learners: int, seed: int, topic: str) -> None:
-        self.rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
-        self.learners = learners
-        self.topic = topic
-        self.run_id = f"{seed}-{int(time.time())}"
-        self._count = 0
-
-    def _record(
-        self, event_type: str, when: datetime, subject: str, data: dict[str, Any]
-    ) -> OutRecord:
-        self._count += 1
-        value = structured(
-            event_type,
-            "urn:demo:platform",
-            f"demo-{self.run_id}-{self._count}",
-            when,
-            subject,
-            data,
-        )
-        return OutRecord(
-            self.topic, subject.encode(), value, [("content-type", b"application/cloudevents+json")]
-        )
-
-    def catalog(self) -> list[OutRecord]:
-        return [
-            self._record(
-                "ledger.specialization.published.v1",
-                START - timedelta(days=30),
-                entry.specialization_id,
-                {
-                    "specialization_id": entry.specialization_id,
-                    "title": entry.title,
-                    "partners": list(entry.partners),
-                    "language": "en",
-                    "courses": list(entry.courses),
-                    "capstone_course_id": entry.capstone,
-                },
-            )
-            for entry in CATALOG
-        ]
-
-    def learner_messages(self) -> list[OutRecord]:
-        """Each learner's messages, in the order the platform's services would send them."""
-        records: list[OutRecord] = []
-        for n in range(self.learners):
-            records.extend(self._learner(n, f"learner-{n + 1:04d}", CATALOG[n % len(CATALOG)]))
-        # One message no service should send: it is kept with its reason, not lost.
-        records.append(
-            OutRecord(self.topic, b"learner-0001", b'{"specversion": "1.0", "id": 7', [])
-        )
-        return records
-
-    def _learner(self, n: int, learner: str, entry: CatalogEntry) -> list[OutRecord]:
-        rng = self.rng
-        out: list[OutRecord] = []
-
-        def send(event_type: str, when: datetime, **data: Any) -> None:
-            out.append(self._record(event_type, when, learner, {"learner_id": learner, **data}))
-
-        when = START + timedelta(days=rng.randint(0, 60), minutes=n)
-        intent = "certificate" if rng.random() < 0.4 else "audit"
-        spec = entry.specialization_id
-        send("ledger.learner.enrolled.v1", when, specialization_id=spec, intent=intent)
-        # Those who state an intent to earn a certificate pay far more often; payers persist.
-        payer = rng.random() < (0.6 if intent == "certificate" else 0.1)
-        all_courses = [*entry.courses, entry.capstone]
-        if payer:
-            reach = rng.choice([2, len(all_courses), len(all_courses), len(all_courses)])
-            send("ledger.identity.verified.v1", when + timedelta(days=1), method="government_id")
-        else:
-            reach = rng.choice([0, 0, 0, 1, 1, 2, 3])
-        for index, course in enumerate(all_courses[:reach]):
-            if payer:
-                send(
-                    "ledger.payment.captured.v1",
-                    when + timedelta(hours=2),
-                    payment_id=f"pay-{self.run_id}-{learner}-{index}",
-                    course_id=course,
-                    amount="49.00",
-                    currency="USD",
-                )
-            when += timedelta(days=rng.randint(20, 45))
-            grade = round(rng.uniform(0.72 if payer else 0.55, 1.0), 2)
-            send(
-                "ledger.course.graded.v1",
-                when,
-                course_id=course,
-                grade=str(grade),
-                passed=grade >= 0.7,
-            )
-        if intent == "audit" and reach >= 2:
-            send(
-                "ledger.learner.intent_changed.v1",
-                when + timedelta(hours=1),
-                specialization_id=spec,
-                intent="certificate",
-            )
-        if n % 7 == 3:  # a second enrollment request: the rules say no, and say why
-            send(
-                "ledger.learner.enrolled.v1",
-                when + timedelta(hours=2),
-                specialization_id=spec,
-                intent="certificate",
-            )
-        if payer and n % 5 == 1:  # a refund asked for long after the window closed
-            send(
-                "ledger.payment.refund_requested.v1",
-                when + timedelta(days=30),
-                payment_id=f"pay-{self.run_id}-{learner}-0",
-            )
-        return out
 
 
 def _wait_for_catalog(pipeline: Pipeline, timeout_s: float = 60.0) -> None:

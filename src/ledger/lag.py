@@ -16,8 +16,8 @@ from ledger.application import Ledger
 from ledger.broker import end_offsets
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
-from projections import positions
-from projections.worker import READ_MODELS
+from projections import generations, positions
+from projections.catalog import READ_MODELS
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def pipeline_lag(
     with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
         typed_cur: psycopg.Cursor[Any] = cur
         for model in READ_MODELS:
-            done = positions.load_offsets(typed_cur, model.name, settings.events_topic)
+            schema = generations.live_schema(typed_cur, model.name)
+            done = positions.load_offsets(typed_cur, schema, settings.events_topic)
             stages.append(
                 StageLag(
                     f"projection {model.name}",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.table import Table
 
+from projections.certificates import Certificate
+from projections.eligibility import Eligibility
 from projections.learner_progress import LearnerProgress
+from projections.retention import FunnelRow
 
 
 def render_progress(out: Console, progress: LearnerProgress) -> None:
@@ -54,3 +58,70 @@ def render_progress(out: Console, progress: LearnerProgress) -> None:
             f"  no to {r.request} {r.subject} on {r.at:%Y-%m-%d}: {r.reason} ({r.detail})",
             markup=False,
         )
+
+
+def render_eligibility(out: Console, answer: Eligibility) -> None:
+    """Print why a learner has (or has not) the specialization certificate."""
+    head = f"[bold]{answer.learner_id}[/bold] in [bold]{answer.title}[/bold]"
+    head += f" ({answer.specialization_id}), as of {answer.as_of:%Y-%m-%d}:"
+    if answer.certified:
+        out.print(f"{head} certified, verification code {answer.verification_code}")
+        return
+    if answer.eligible:
+        out.print(f"{head} eligible; the certificate is being issued")
+        return
+    out.print(f"{head} not eligible yet ({answer.percent_complete:.0f}% complete)")
+    for item in answer.missing:
+        out.print(f"  - {item.message}", markup=False)
+
+
+def render_certificate(out: Console, cert: Certificate) -> None:
+    """Print what a verification code proves."""
+    what = "specialization" if cert.kind == "specialization" else "course"
+    out.print(
+        f"[bold]{cert.verification_code}[/bold]: {what} certificate for {cert.subject}, "
+        f"learner {cert.learner_id}, earned {cert.earned_at:%Y-%m-%d}"
+    )
+    if cert.status == "revoked" and cert.revoked_at is not None:
+        by = " by trust & safety" if cert.revoked_by_trust_and_safety else ""
+        out.print(
+            f"  [red]REVOKED[/red]{by} on {cert.revoked_at:%Y-%m-%d}: "
+            f"{cert.revoked_reason} ({cert.revoked_detail})"
+        )
+    else:
+        out.print("  [green]VALID[/green]")
+    out.print(f"  evidence: {', '.join(cert.evidence)}", markup=False)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def render_funnel(out: Console, rows: list[FunnelRow]) -> None:
+    """Print the retention funnel per specialization and enrollment month."""
+    table = Table(title="Retention: completion by enrollment month")
+    for column in (
+        "specialization",
+        "month",
+        "registered",
+        "with intent",
+        "payers",
+        "completed",
+        "of all",
+        "of intent",
+        "of payers",
+    ):
+        table.add_column(column, justify="left" if column == "specialization" else "right")
+    for r in rows:
+        table.add_row(
+            r.specialization_id,
+            f"{r.month:%Y-%m}",
+            f"{r.registered:,}",
+            f"{r.with_intent:,}",
+            f"{r.payers:,}",
+            f"{r.completed:,}",
+            _rate(r.completion_rate),
+            _rate(r.intent_completion_rate),
+            _rate(r.payer_completion_rate),
+        )
+    out.print(table)

@@ -15,346 +15,381 @@ from decimal import Decimal
 from typing import Any
 
 from psycopg import Connection, Cursor
+from psycopg.sql import SQL, Composed, Identifier
 from pydantic import BaseModel, ConfigDict
 
 from projections.events import LedgerEvent
+from projections.generations import live_schema
+from projections.model import ReadModel
+from projections.rows import Row, Rows, Table
 
 NAME = "learner_progress"
 
-DDL = """
-CREATE TABLE IF NOT EXISTS lp_specializations (
-    specialization_id text PRIMARY KEY,
-    title text NOT NULL,
-    partners text[] NOT NULL,
-    language text NOT NULL,
-    retired_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS lp_learners (
-    learner_id text PRIMARY KEY,
-    registered_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL,
-    events bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS lp_enrollments (
-    learner_id text NOT NULL,
-    specialization_id text NOT NULL,
-    enrollment_id text NOT NULL,
-    curriculum_version int NOT NULL,
-    intent text NOT NULL,
-    courses text[] NOT NULL,
-    capstone_course_id text NOT NULL,
-    enrolled_at timestamptz NOT NULL,
-    ended_at timestamptz,
-    PRIMARY KEY (learner_id, specialization_id)
-);
-CREATE TABLE IF NOT EXISTS lp_courses (
-    learner_id text NOT NULL,
-    course_id text NOT NULL,
-    grade numeric,
-    passed boolean NOT NULL DEFAULT false,
-    graded_at timestamptz,
-    paid_by text[] NOT NULL DEFAULT '{}',
-    certificate_id text,
-    certified_at timestamptz,
-    PRIMARY KEY (learner_id, course_id)
-);
-CREATE TABLE IF NOT EXISTS lp_certificates (
-    certificate_id text PRIMARY KEY,
-    learner_id text NOT NULL,
-    kind text NOT NULL,
-    subject text NOT NULL,
-    enrollment_id text,
-    verification_code text NOT NULL,
-    earned_at timestamptz NOT NULL,
-    revoked_at timestamptz,
-    revoked_reason text
-);
-CREATE TABLE IF NOT EXISTS lp_verifications (
-    learner_id text NOT NULL,
-    event_id text NOT NULL,
-    method text NOT NULL,
-    verified_at timestamptz NOT NULL,
-    expires_at timestamptz NOT NULL,
-    revoked_at timestamptz,
-    PRIMARY KEY (learner_id, event_id)
-);
-CREATE TABLE IF NOT EXISTS lp_identity_revocations (
-    learner_id text NOT NULL,
-    version bigint NOT NULL,
-    at timestamptz NOT NULL,
-    PRIMARY KEY (learner_id, version)
-);
-CREATE TABLE IF NOT EXISTS lp_refusals (
-    learner_id text NOT NULL,
-    version bigint NOT NULL,
-    at timestamptz NOT NULL,
-    request text NOT NULL,
-    subject text NOT NULL,
-    reason text NOT NULL,
-    detail text NOT NULL,
-    PRIMARY KEY (learner_id, version)
-);
-"""
+SPECIALIZATIONS = Table(
+    "specializations",
+    (
+        ("specialization_id", "text"),
+        ("title", "text"),
+        ("partners", "jsonb"),
+        ("language", "text"),
+        ("retired_at", "timestamptz"),
+    ),
+    key=("specialization_id",),
+    scope="specialization_id",
+)
+LEARNERS = Table(
+    "learners",
+    (
+        ("learner_id", "text"),
+        ("registered_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("events", "bigint"),
+    ),
+    key=("learner_id",),
+    scope="learner_id",
+)
+ENROLLMENTS = Table(
+    "enrollments",
+    (
+        ("learner_id", "text"),
+        ("specialization_id", "text"),
+        ("enrollment_id", "text"),
+        ("curriculum_version", "int"),
+        ("intent", "text"),
+        ("courses", "jsonb"),
+        ("capstone_course_id", "text"),
+        ("capstone_requires_all_courses", "boolean"),
+        ("enrolled_at", "timestamptz"),
+        ("ended_at", "timestamptz"),
+    ),
+    key=("learner_id", "specialization_id"),
+    scope="learner_id",
+)
+COURSES = Table(
+    "courses",
+    (
+        ("learner_id", "text"),
+        ("course_id", "text"),
+        ("grade", "numeric"),
+        ("passed", "boolean"),
+        ("graded_at", "timestamptz"),
+        ("paid_by", "jsonb"),
+        ("certificate_id", "text"),
+        ("certified_at", "timestamptz"),
+    ),
+    key=("learner_id", "course_id"),
+    scope="learner_id",
+)
+CERTIFICATES = Table(
+    "certificates",
+    (
+        ("certificate_id", "text"),
+        ("learner_id", "text"),
+        ("kind", "text"),
+        ("subject", "text"),
+        ("enrollment_id", "text"),
+        ("verification_code", "text"),
+        ("earned_at", "timestamptz"),
+        ("revoked_at", "timestamptz"),
+        ("revoked_reason", "text"),
+    ),
+    key=("certificate_id",),
+    scope="learner_id",
+)
+VERIFICATIONS = Table(
+    "verifications",
+    (
+        ("learner_id", "text"),
+        ("event_id", "text"),
+        ("method", "text"),
+        ("verified_at", "timestamptz"),
+        ("expires_at", "timestamptz"),
+        ("revoked_at", "timestamptz"),
+    ),
+    key=("learner_id", "event_id"),
+    scope="learner_id",
+)
+IDENTITY_REVOCATIONS = Table(
+    "identity_revocations",
+    (("learner_id", "text"), ("version", "bigint"), ("at", "timestamptz")),
+    key=("learner_id", "version"),
+    scope="learner_id",
+)
+REFUSALS = Table(
+    "refusals",
+    (
+        ("learner_id", "text"),
+        ("version", "bigint"),
+        ("at", "timestamptz"),
+        ("request", "text"),
+        ("subject", "text"),
+        ("reason", "text"),
+        ("detail", "text"),
+    ),
+    key=("learner_id", "version"),
+    scope="learner_id",
+)
 
-Cur = Cursor[tuple[Any, ...]]
+
+def event_id(event: LedgerEvent) -> str:
+    return f"{event.aggregate_id}:{event.version}"
 
 
-def _touch(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "UPDATE lp_learners SET updated_at = greatest(updated_at, %s), events = events + 1 "
-        "WHERE learner_id = %s",
-        (event.time, event.subject),
-    )
+def _touch(rows: Rows, event: LedgerEvent) -> None:
+    learner = rows.get("learners", event.subject)
+    if learner is not None:
+        learner["updated_at"] = max(learner["updated_at"], event.time)
+        learner["events"] += 1
 
 
-def _course_row(cur: Cur, learner_id: str, course_id: str) -> None:
-    cur.execute(
-        "INSERT INTO lp_courses (learner_id, course_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        (learner_id, course_id),
+def _course(rows: Rows, learner_id: str, course_id: str) -> Row:
+    return rows.setdefault(
+        "courses",
+        {
+            "learner_id": learner_id,
+            "course_id": course_id,
+            "grade": None,
+            "passed": False,
+            "graded_at": None,
+            "paid_by": (),
+            "certificate_id": None,
+            "certified_at": None,
+        },
     )
 
 
 def _refusal(
-    cur: Cur, event: LedgerEvent, request: str, subject: str, reason: str, detail: str
+    rows: Rows, event: LedgerEvent, request: str, subject: str, reason: str, detail: str
 ) -> None:
-    cur.execute(
-        "INSERT INTO lp_refusals (learner_id, version, at, request, subject, reason, detail) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (event.subject, event.version, event.time, request, subject, reason, detail),
+    rows.put(
+        "refusals",
+        {
+            "learner_id": event.subject,
+            "version": event.version,
+            "at": event.time,
+            "request": request,
+            "subject": subject,
+            "reason": reason,
+            "detail": detail,
+        },
     )
 
 
-def on_specialization_published(cur: Cur, event: LedgerEvent) -> None:
+def on_specialization_published(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "INSERT INTO lp_specializations (specialization_id, title, partners, language) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (specialization_id) DO UPDATE SET "
-        "title = EXCLUDED.title, partners = EXCLUDED.partners, language = EXCLUDED.language",
-        (d["specialization_id"], d["title"], list(d["partners"]), d["language"]),
+    found = rows.get("specializations", d["specialization_id"])
+    rows.put(
+        "specializations",
+        {
+            "specialization_id": d["specialization_id"],
+            "title": d["title"],
+            "partners": tuple(d["partners"]),
+            "language": d["language"],
+            "retired_at": found["retired_at"] if found else None,
+        },
     )
 
 
-def on_specialization_retired(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "UPDATE lp_specializations SET retired_at = %s WHERE specialization_id = %s",
-        (event.time, event.subject),
+def on_specialization_retired(rows: Rows, event: LedgerEvent) -> None:
+    found = rows.get("specializations", event.subject)
+    if found is not None:
+        found["retired_at"] = event.time
+
+
+def on_registered(rows: Rows, event: LedgerEvent) -> None:
+    rows.setdefault(
+        "learners",
+        {
+            "learner_id": event.subject,
+            "registered_at": event.time,
+            "updated_at": event.time,
+            "events": 0,
+        },
     )
+    _touch(rows, event)
 
 
-def on_registered(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "INSERT INTO lp_learners (learner_id, registered_at, updated_at, events) "
-        "VALUES (%s, %s, %s, 1) ON CONFLICT (learner_id) DO NOTHING",
-        (event.subject, event.time, event.time),
-    )
-
-
-def on_enrolled(cur: Cur, event: LedgerEvent) -> None:
+def on_enrolled(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "INSERT INTO lp_enrollments (learner_id, specialization_id, enrollment_id,"
-        " curriculum_version, intent, courses, capstone_course_id, enrolled_at, ended_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL) "
-        "ON CONFLICT (learner_id, specialization_id) DO UPDATE SET "
-        "enrollment_id = EXCLUDED.enrollment_id, curriculum_version = EXCLUDED.curriculum_version,"
-        " intent = EXCLUDED.intent, courses = EXCLUDED.courses,"
-        " capstone_course_id = EXCLUDED.capstone_course_id, enrolled_at = EXCLUDED.enrolled_at,"
-        " ended_at = NULL",
-        (
-            event.subject,
-            d["specialization_id"],
-            f"{event.aggregate_id}:{event.version}",
-            d["curriculum_version"],
-            d["intent"],
-            list(d["courses"]),
-            d["capstone_course_id"],
-            event.time,
-        ),
+    rows.put(
+        "enrollments",
+        {
+            "learner_id": event.subject,
+            "specialization_id": d["specialization_id"],
+            "enrollment_id": event_id(event),
+            "curriculum_version": d["curriculum_version"],
+            "intent": d["intent"],
+            "courses": tuple(d["courses"]),
+            "capstone_course_id": d["capstone_course_id"],
+            "capstone_requires_all_courses": d.get("capstone_requires_all_courses", True),
+            "enrolled_at": event.time,
+            "ended_at": None,
+        },
     )
-    _touch(cur, event)
+    _touch(rows, event)
 
 
-def on_unenrolled(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "UPDATE lp_enrollments SET ended_at = %s WHERE learner_id = %s AND specialization_id = %s",
-        (event.time, event.subject, event.data["specialization_id"]),
-    )
-    _touch(cur, event)
+def on_unenrolled(rows: Rows, event: LedgerEvent) -> None:
+    found = rows.get("enrollments", event.subject, event.data["specialization_id"])
+    if found is not None:
+        found["ended_at"] = event.time
+    _touch(rows, event)
 
 
-def on_intent_changed(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "UPDATE lp_enrollments SET intent = %s WHERE learner_id = %s AND specialization_id = %s",
-        (event.data["intent"], event.subject, event.data["specialization_id"]),
-    )
-    _touch(cur, event)
+def on_intent_changed(rows: Rows, event: LedgerEvent) -> None:
+    found = rows.get("enrollments", event.subject, event.data["specialization_id"])
+    if found is not None:
+        found["intent"] = event.data["intent"]
+    _touch(rows, event)
 
 
-def on_course_graded(cur: Cur, event: LedgerEvent) -> None:
+def on_course_graded(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    _course_row(cur, event.subject, d["course_id"])
+    course = _course(rows, event.subject, d["course_id"])
     # A pass is final (docs/rules.md); the grade shown is the latest in business time.
-    cur.execute(
-        "UPDATE lp_courses SET passed = passed OR %s,"
-        " grade = CASE WHEN graded_at IS NULL OR graded_at <= %s THEN %s ELSE grade END,"
-        " graded_at = greatest(graded_at, %s) WHERE learner_id = %s AND course_id = %s",
-        (d["passed"], event.time, Decimal(d["grade"]), event.time, event.subject, d["course_id"]),
-    )
-    _touch(cur, event)
+    course["passed"] = course["passed"] or bool(d["passed"])
+    if course["graded_at"] is None or course["graded_at"] <= event.time:
+        course["grade"] = Decimal(d["grade"])
+        course["graded_at"] = event.time
+    _touch(rows, event)
 
 
-def on_capstone_grade_rejected(cur: Cur, event: LedgerEvent) -> None:
+def on_capstone_grade_rejected(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    _refusal(
-        cur,
-        event,
-        "capstone_grade",
-        d["course_id"],
-        d["reason"],
-        "missing: " + "; ".join(d["missing"]),
-    )
-    _touch(cur, event)
+    missing = "missing: " + "; ".join(d["missing"])
+    _refusal(rows, event, "capstone_grade", d["course_id"], d["reason"], missing)
+    _touch(rows, event)
 
 
-def on_course_paid(cur: Cur, event: LedgerEvent) -> None:
+def on_course_paid(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    _course_row(cur, event.subject, d["course_id"])
-    cur.execute(
-        "UPDATE lp_courses SET paid_by = array_append(paid_by, %s) "
-        "WHERE learner_id = %s AND course_id = %s",
-        (d["payment_id"], event.subject, d["course_id"]),
-    )
-    _touch(cur, event)
+    course = _course(rows, event.subject, d["course_id"])
+    course["paid_by"] = (*course["paid_by"], d["payment_id"])
+    _touch(rows, event)
 
 
-def on_aid_granted(cur: Cur, event: LedgerEvent) -> None:
-    d = event.data
-    _course_row(cur, event.subject, d["course_id"])
-    cur.execute(
-        "UPDATE lp_courses SET paid_by = array_append(paid_by, 'financial aid') "
-        "WHERE learner_id = %s AND course_id = %s",
-        (event.subject, d["course_id"]),
-    )
-    _touch(cur, event)
+def on_aid_granted(rows: Rows, event: LedgerEvent) -> None:
+    course = _course(rows, event.subject, event.data["course_id"])
+    course["paid_by"] = (*course["paid_by"], "financial aid")
+    _touch(rows, event)
 
 
-def on_payment_undone(cur: Cur, event: LedgerEvent) -> None:
+def on_payment_undone(rows: Rows, event: LedgerEvent) -> None:
     """A granted refund or a chargeback: the payment no longer pays its course."""
-    cur.execute(
-        "UPDATE lp_courses SET paid_by = array_remove(paid_by, %s) WHERE learner_id = %s",
-        (event.data["payment_id"], event.subject),
-    )
-    _touch(cur, event)
+    payment = event.data["payment_id"]
+    for course in rows.where("courses", learner_id=event.subject):
+        if payment in course["paid_by"]:
+            course["paid_by"] = tuple(p for p in course["paid_by"] if p != payment)
+    _touch(rows, event)
 
 
-def on_payment_refused(cur: Cur, event: LedgerEvent) -> None:
+def on_payment_refused(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
     request = "refund" if event.kind.endswith("refund_denied") else "payment"
-    _refusal(cur, event, request, d["payment_id"], d["reason"], d["detail"])
-    _touch(cur, event)
+    _refusal(rows, event, request, d["payment_id"], d["reason"], d["detail"])
+    _touch(rows, event)
 
 
-def on_identity_verified(cur: Cur, event: LedgerEvent) -> None:
-    d = event.data
-    cur.execute(
-        "INSERT INTO lp_verifications (learner_id, event_id, method, verified_at, expires_at) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (
-            event.subject,
-            f"{event.aggregate_id}:{event.version}",
-            d["method"],
-            event.time,
-            datetime.fromisoformat(d["expires_at"]),
-        ),
+def _ends(verification: Row, at: datetime) -> None:
+    if verification["verified_at"] <= at and (
+        verification["revoked_at"] is None or verification["revoked_at"] > at
+    ):
+        verification["revoked_at"] = at
+
+
+def on_identity_verified(rows: Rows, event: LedgerEvent) -> None:
+    verification = rows.put(
+        "verifications",
+        {
+            "learner_id": event.subject,
+            "event_id": event_id(event),
+            "method": event.data["method"],
+            "verified_at": event.time,
+            "expires_at": datetime.fromisoformat(event.data["expires_at"]),
+            "revoked_at": None,
+        },
     )
     # A revocation already recorded with a later time ends this verification too (I1).
-    cur.execute(
-        "UPDATE lp_verifications v SET revoked_at = (SELECT min(r.at) FROM "
-        "lp_identity_revocations r WHERE r.learner_id = v.learner_id AND r.at >= v.verified_at) "
-        "WHERE v.learner_id = %s AND v.event_id = %s",
-        (event.subject, f"{event.aggregate_id}:{event.version}"),
+    later = [r["at"] for r in rows.where("identity_revocations", learner_id=event.subject)]
+    for at in sorted(later):
+        _ends(verification, at)
+    _touch(rows, event)
+
+
+def on_identity_revoked(rows: Rows, event: LedgerEvent) -> None:
+    rows.put(
+        "identity_revocations",
+        {"learner_id": event.subject, "version": event.version, "at": event.time},
     )
-    _touch(cur, event)
+    for verification in rows.where("verifications", learner_id=event.subject):
+        _ends(verification, event.time)
+    _touch(rows, event)
 
 
-def on_identity_revoked(cur: Cur, event: LedgerEvent) -> None:
-    cur.execute(
-        "INSERT INTO lp_identity_revocations (learner_id, version, at) VALUES (%s, %s, %s) "
-        "ON CONFLICT DO NOTHING",
-        (event.subject, event.version, event.time),
-    )
-    cur.execute(
-        "UPDATE lp_verifications SET revoked_at = %s WHERE learner_id = %s "
-        "AND verified_at <= %s AND (revoked_at IS NULL OR revoked_at > %s)",
-        (event.time, event.subject, event.time, event.time),
-    )
-    _touch(cur, event)
-
-
-def on_course_certified(cur: Cur, event: LedgerEvent) -> None:
+def on_course_certified(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "INSERT INTO lp_certificates (certificate_id, learner_id, kind, subject,"
-        " verification_code, earned_at) VALUES (%s, %s, 'course', %s, %s, %s) "
-        "ON CONFLICT DO NOTHING",
-        (
-            d["certificate_id"],
-            event.subject,
-            d["course_id"],
-            d["verification_code"],
-            datetime.fromisoformat(d["earned_at"]),
-        ),
+    earned_at = datetime.fromisoformat(d["earned_at"])
+    rows.put(
+        "certificates",
+        {
+            "certificate_id": d["certificate_id"],
+            "learner_id": event.subject,
+            "kind": "course",
+            "subject": d["course_id"],
+            "enrollment_id": None,
+            "verification_code": d["verification_code"],
+            "earned_at": earned_at,
+            "revoked_at": None,
+            "revoked_reason": None,
+        },
     )
-    _course_row(cur, event.subject, d["course_id"])
-    cur.execute(
-        "UPDATE lp_courses SET certificate_id = %s, certified_at = %s "
-        "WHERE learner_id = %s AND course_id = %s",
-        (
-            d["certificate_id"],
-            datetime.fromisoformat(d["earned_at"]),
-            event.subject,
-            d["course_id"],
-        ),
-    )
-    _touch(cur, event)
+    course = _course(rows, event.subject, d["course_id"])
+    course["certificate_id"] = d["certificate_id"]
+    course["certified_at"] = earned_at
+    _touch(rows, event)
 
 
-def on_specialization_certified(cur: Cur, event: LedgerEvent) -> None:
+def on_specialization_certified(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "INSERT INTO lp_certificates (certificate_id, learner_id, kind, subject, enrollment_id,"
-        " verification_code, earned_at) VALUES (%s, %s, 'specialization', %s, %s, %s, %s) "
-        "ON CONFLICT DO NOTHING",
-        (
-            d["certificate_id"],
-            event.subject,
-            d["specialization_id"],
-            d["enrollment_id"],
-            d["verification_code"],
-            datetime.fromisoformat(d["earned_at"]),
-        ),
+    rows.put(
+        "certificates",
+        {
+            "certificate_id": d["certificate_id"],
+            "learner_id": event.subject,
+            "kind": "specialization",
+            "subject": d["specialization_id"],
+            "enrollment_id": d["enrollment_id"],
+            "verification_code": d["verification_code"],
+            "earned_at": datetime.fromisoformat(d["earned_at"]),
+            "revoked_at": None,
+            "revoked_reason": None,
+        },
     )
-    _touch(cur, event)
+    _touch(rows, event)
 
 
-def on_certificate_revoked(cur: Cur, event: LedgerEvent) -> None:
+def on_certificate_revoked(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    cur.execute(
-        "UPDATE lp_certificates SET revoked_at = %s, revoked_reason = %s WHERE certificate_id = %s",
-        (event.time, d["reason"], d["certificate_id"]),
-    )
-    cur.execute(
-        "UPDATE lp_courses SET certificate_id = NULL, certified_at = NULL "
-        "WHERE learner_id = %s AND certificate_id = %s",
-        (event.subject, d["certificate_id"]),
-    )
-    _touch(cur, event)
+    certificate = rows.get("certificates", d["certificate_id"])
+    if certificate is not None:
+        certificate["revoked_at"] = event.time
+        certificate["revoked_reason"] = d["reason"]
+    for course in rows.where("courses", learner_id=event.subject):
+        if course["certificate_id"] == d["certificate_id"]:
+            course["certificate_id"] = None
+            course["certified_at"] = None
+    _touch(rows, event)
 
 
-def on_request_refused(cur: Cur, event: LedgerEvent) -> None:
+def on_request_refused(rows: Rows, event: LedgerEvent) -> None:
     d = event.data
-    _refusal(cur, event, d["request"], d["subject"], d["reason"], d["detail"])
-    _touch(cur, event)
+    _refusal(rows, event, d["request"], d["subject"], d["reason"], d["detail"])
+    _touch(rows, event)
+
+
+def on_other_learner_event(rows: Rows, event: LedgerEvent) -> None:
+    """Events this model shows nothing of still count as the learner's activity."""
+    _touch(rows, event)
 
 
 HANDLERS = {
@@ -373,6 +408,7 @@ HANDLERS = {
     "ledger.learner.payment_to_be_returned": on_payment_refused,
     "ledger.learner.refund_denied": on_payment_refused,
     "ledger.learner.identity_verified": on_identity_verified,
+    "ledger.learner.identity_rejected": on_other_learner_event,
     "ledger.learner.identity_revoked": on_identity_revoked,
     "ledger.learner.course_certified": on_course_certified,
     "ledger.learner.specialization_certified": on_specialization_certified,
@@ -380,14 +416,20 @@ HANDLERS = {
     "ledger.learner.request_refused": on_request_refused,
 }
 
-
-def apply(cur: Cur, event: LedgerEvent) -> None:
-    """Apply one event; events this model does not need only count as activity."""
-    handler = HANDLERS.get(event.kind)
-    if handler is not None:
-        handler(cur, event)
-    elif event.kind.startswith("ledger.learner."):
-        _touch(cur, event)
+MODEL = ReadModel(
+    NAME,
+    (
+        SPECIALIZATIONS,
+        LEARNERS,
+        ENROLLMENTS,
+        COURSES,
+        CERTIFICATES,
+        VERIFICATIONS,
+        IDENTITY_REVOCATIONS,
+        REFUSALS,
+    ),
+    HANDLERS,
+)
 
 
 # Queries
@@ -431,6 +473,7 @@ class EnrollmentProgress(BaseModel):
     courses_total: int
     percent_complete: float
     certificate: SpecializationCertificate | None
+    capstone_requires_all_courses: bool = True
 
 
 class Identity(BaseModel):
@@ -462,11 +505,23 @@ class LearnerProgress(BaseModel):
     refusals: list[Refusal]
 
 
-def _identity(cur: Cur, learner_id: str) -> Identity:
+Cur = Cursor[tuple[Any, ...]]
+
+
+def _q(text: str, schema: str) -> Composed:
+    """A query over this model's live tables (written `{s}.<table>`)."""
+    return SQL(text).format(s=Identifier(schema))
+
+
+def _identity(cur: Cur, schema: str, learner_id: str) -> Identity:
     """Identity as of the learner's latest business time: verified, until when, or revoked."""
     cur.execute(
-        "SELECT v.verified_at, v.expires_at, v.revoked_at, l.updated_at FROM lp_verifications v "
-        "JOIN lp_learners l USING (learner_id) WHERE learner_id = %s ORDER BY v.verified_at",
+        _q(
+            "SELECT v.verified_at, v.expires_at, v.revoked_at, l.updated_at"
+            " FROM {s}.verifications v JOIN {s}.learners l USING (learner_id)"
+            " WHERE learner_id = %s ORDER BY v.verified_at",
+            schema,
+        ),
         (learner_id,),
     )
     rows = cur.fetchall()
@@ -485,23 +540,33 @@ def _identity(cur: Cur, learner_id: str) -> Identity:
 def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress | None:
     """Everything this model knows about one learner, or None if it has not seen them."""
     with conn.cursor() as cur:
+        schema = live_schema(cur, NAME)
         cur.execute(
-            "SELECT registered_at, updated_at, events FROM lp_learners WHERE learner_id = %s",
+            _q(
+                "SELECT registered_at, updated_at, events FROM {s}.learners WHERE learner_id = %s",
+                schema,
+            ),
             (learner_id,),
         )
         learner = cur.fetchone()
         if learner is None:
             return None
         cur.execute(
-            "SELECT course_id, grade, passed, graded_at, paid_by, certificate_id, certified_at "
-            "FROM lp_courses WHERE learner_id = %s",
+            _q(
+                "SELECT course_id, grade, passed, graded_at, paid_by, certificate_id, certified_at "
+                "FROM {s}.courses WHERE learner_id = %s",
+                schema,
+            ),
             (learner_id,),
         )
         courses = {row[0]: row for row in cur.fetchall()}
         cur.execute(
-            "SELECT enrollment_id, certificate_id, verification_code, earned_at, revoked_at,"
-            " revoked_reason FROM lp_certificates WHERE learner_id = %s AND kind = "
-            "'specialization'",
+            _q(
+                "SELECT enrollment_id, certificate_id, verification_code, earned_at, revoked_at,"
+                " revoked_reason FROM {s}.certificates WHERE learner_id = %s AND kind = "
+                "'specialization'",
+                schema,
+            ),
             (learner_id,),
         )
         spec_certs = {
@@ -515,11 +580,15 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
             for row in cur.fetchall()
         }
         cur.execute(
-            "SELECT e.specialization_id, coalesce(s.title, e.specialization_id),"
-            " coalesce(s.partners, '{}'), e.curriculum_version, e.intent, e.courses,"
-            " e.capstone_course_id, e.enrolled_at, e.ended_at, e.enrollment_id "
-            "FROM lp_enrollments e LEFT JOIN lp_specializations s USING (specialization_id) "
-            "WHERE e.learner_id = %s ORDER BY e.enrolled_at, e.specialization_id",
+            _q(
+                "SELECT e.specialization_id, coalesce(s.title, e.specialization_id),"
+                " coalesce(s.partners, '[]'::jsonb), e.curriculum_version, e.intent, e.courses,"
+                " e.capstone_course_id, e.enrolled_at, e.ended_at, e.enrollment_id,"
+                " e.capstone_requires_all_courses "
+                "FROM {s}.enrollments e LEFT JOIN {s}.specializations s USING (specialization_id) "
+                "WHERE e.learner_id = %s ORDER BY e.enrolled_at, e.specialization_id",
+                schema,
+            ),
             (learner_id,),
         )
         enrollments = []
@@ -534,6 +603,7 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
             since,
             ended,
             enrollment_id,
+            capstone_requires_all,
         ) in cur.fetchall():
             states = []
             for course_id in [*pinned, capstone]:
@@ -569,18 +639,22 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
                     courses_total=len(states),
                     percent_complete=round(100.0 * certified / len(states), 1),
                     certificate=spec_certs.get(enrollment_id),
+                    capstone_requires_all_courses=capstone_requires_all,
                 )
             )
         cur.execute(
-            "SELECT at, request, subject, reason, detail FROM lp_refusals "
-            "WHERE learner_id = %s ORDER BY version",
+            _q(
+                "SELECT at, request, subject, reason, detail FROM {s}.refusals "
+                "WHERE learner_id = %s ORDER BY version",
+                schema,
+            ),
             (learner_id,),
         )
         refusals = [
             Refusal(at=a, request=r, subject=s, reason=why, detail=d)
             for a, r, s, why, d in cur.fetchall()
         ]
-        identity = _identity(cur, learner_id)
+        identity = _identity(cur, schema, learner_id)
     return LearnerProgress(
         learner_id=learner_id,
         registered_at=learner[0],
@@ -594,5 +668,9 @@ def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress 
 
 def learner_ids(conn: Connection[Any], limit: int = 100) -> list[str]:
     with conn.cursor() as cur:
-        cur.execute("SELECT learner_id FROM lp_learners ORDER BY learner_id LIMIT %s", (limit,))
+        schema = live_schema(cur, NAME)
+        cur.execute(
+            _q("SELECT learner_id FROM {s}.learners ORDER BY learner_id LIMIT %s", schema),
+            (limit,),
+        )
         return [row[0] for row in cur.fetchall()]

@@ -1,74 +1,78 @@
-"""Where each projection stands: per aggregate (for dedupe) and per partition (for lag).
+"""Where a read model stands: per aggregate (for dedupe) and per partition (for lag).
 
-Both are written in the transaction that writes the view rows. The per-aggregate version is what
-makes a republished event harmless: an event whose version is not above the stored one has been
-applied already. The per-partition offsets are for `ledger projections status`, not for
-correctness: a relay restart republishes under new offsets.
+Both live in the model's own schema and are written in the transaction that writes its rows.
+The per-aggregate version is what makes a republished event harmless: an event whose version is
+not above the stored one has been applied already. The per-partition offsets are where the
+worker resumes and what `ledger projections status` compares with the topic's end; a relay
+restart republishes under new offsets, which the versions make harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
+from psycopg.sql import SQL, Composed, Identifier
 
-DDL = """
-CREATE TABLE IF NOT EXISTS projection_versions (
-    projection text NOT NULL,
-    aggregate_id uuid NOT NULL,
-    version bigint NOT NULL,
-    PRIMARY KEY (projection, aggregate_id)
-);
-CREATE TABLE IF NOT EXISTS projection_offsets (
-    projection text NOT NULL,
-    topic text NOT NULL,
-    partition int NOT NULL,
-    next_offset bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (projection, topic, partition)
-);
-"""
+Cur = Cursor[tuple[Any, ...]]
 
 
-def load_versions(
-    cur: Cursor[tuple[object, ...]], projection: str, aggregate_ids: Iterable[UUID]
-) -> dict[UUID, int]:
-    ids = list(set(aggregate_ids))
+def ddl(schema: str) -> list[Composed]:
+    s = Identifier(schema)
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {s}._versions ("
+            " aggregate_id uuid PRIMARY KEY, version bigint NOT NULL)"
+        ).format(s=s),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {s}._offsets ("
+            " topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,"
+            " updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition))"
+        ).format(s=s),
+    ]
+
+
+def load_versions(cur: Cur, schema: str, aggregate_ids: Iterable[UUID]) -> dict[UUID, int]:
     cur.execute(
-        "SELECT aggregate_id, version FROM projection_versions "
-        "WHERE projection = %s AND aggregate_id = ANY(%s)",
-        (projection, ids),
+        SQL("SELECT aggregate_id, version FROM {s}._versions WHERE aggregate_id = ANY(%b)").format(
+            s=Identifier(schema)
+        ),
+        (list(set(aggregate_ids)),),
     )
-    return {UUID(str(a)): int(str(v)) for a, v in cur.fetchall()}
+    return {a: int(v) for a, v in cur.fetchall()}
 
 
-def save_versions(
-    cur: Cursor[tuple[object, ...]], projection: str, versions: dict[UUID, int]
-) -> None:
-    cur.executemany(
-        "INSERT INTO projection_versions (projection, aggregate_id, version) VALUES (%s, %s, %s) "
-        "ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = EXCLUDED.version",
-        [(projection, a, v) for a, v in versions.items()],
-    )
-
-
-def save_offsets(
-    cur: Cursor[tuple[object, ...]], projection: str, offsets: Sequence[tuple[str, int, int]]
-) -> None:
-    cur.executemany(
-        "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (projection, topic, partition) DO UPDATE "
-        "SET next_offset = greatest(projection_offsets.next_offset, EXCLUDED.next_offset),"
-        " updated_at = now()",
-        [(projection, t, p, o) for t, p, o in offsets],
-    )
-
-
-def load_offsets(cur: Cursor[tuple[object, ...]], projection: str, topic: str) -> dict[int, int]:
+def save_versions(cur: Cur, schema: str, versions: dict[UUID, int]) -> None:
+    if not versions:
+        return
     cur.execute(
-        "SELECT partition, next_offset FROM projection_offsets "
-        "WHERE projection = %s AND topic = %s",
-        (projection, topic),
+        SQL(
+            "INSERT INTO {s}._versions (aggregate_id, version)"
+            " SELECT * FROM unnest(%b::uuid[], %b::bigint[])"
+            " ON CONFLICT (aggregate_id) DO UPDATE SET version = EXCLUDED.version"
+        ).format(s=Identifier(schema)),
+        (list(versions), list(versions.values())),
     )
-    return {int(str(p)): int(str(o)) for p, o in cur.fetchall()}
+
+
+def save_offsets(cur: Cur, schema: str, offsets: Sequence[tuple[str, int, int]]) -> None:
+    cur.executemany(
+        SQL(
+            "INSERT INTO {s}._offsets AS o (topic, partition, next_offset) VALUES (%s, %s, %s)"
+            " ON CONFLICT (topic, partition) DO UPDATE"
+            " SET next_offset = greatest(o.next_offset, EXCLUDED.next_offset), updated_at = now()"
+        ).format(s=Identifier(schema)),
+        list(offsets),
+    )
+
+
+def load_offsets(cur: Cur, schema: str, topic: str) -> dict[int, int]:
+    cur.execute(
+        SQL("SELECT partition, next_offset FROM {s}._offsets WHERE topic = %s").format(
+            s=Identifier(schema)
+        ),
+        (topic,),
+    )
+    return {int(p): int(o) for p, o in cur.fetchall()}

@@ -7,8 +7,7 @@ the rows, the per-aggregate versions and the partition offsets in one transactio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -17,32 +16,22 @@ from ledger.broker import Consumer, Record
 from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from ledger.settings import Settings
-from projections import learner_progress, positions
-from projections.events import LedgerEvent, MalformedEventError, read_event
+from projections import generations, positions
+from projections.applying import apply_batch, read_batch
+from projections.catalog import READ_MODELS
+from projections.model import ReadModel
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class ReadModel:
-    """A read model as the worker sees it: a name, its DDL and its `apply` function."""
-
-    name: str
-    ddl: str
-    apply: Callable[[psycopg.Cursor[Any], LedgerEvent], None]
-
-
-READ_MODELS: tuple[ReadModel, ...] = (
-    ReadModel(learner_progress.NAME, learner_progress.DDL, learner_progress.apply),
-)
-
-
 def create_tables(conn: psycopg.Connection[Any]) -> None:
-    """Create every projection table that does not exist yet (idempotent)."""
-    with conn.transaction():
-        conn.execute(positions.DDL)
-        for model in READ_MODELS:
-            conn.execute(model.ddl)
+    """Give every read model a live generation with all its tables (idempotent)."""
+    for model in READ_MODELS:
+        generations.ensure_live(conn, model)
+
+
+class _Switched(Exception):  # noqa: N818 - control flow inside this module
+    """A rebuild made another generation live: resume from its positions."""
 
 
 class ProjectionWorker:
@@ -67,6 +56,8 @@ class ProjectionWorker:
         self._conn: psycopg.Connection[Any] | None = None
         self._consumer: Consumer | None = None
         self._needs_seek = True
+        #: The live schema of each model, as of the last seek.
+        self._schemas: dict[str, str] = {}
 
     def _db(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -89,15 +80,24 @@ class ProjectionWorker:
         consumer = self._consumer
         if consumer is None or not partitions:
             return
+        stored: list[dict[int, int]] = []
         with self._db().cursor() as cur:
-            # The slowest read model decides where to resume; faster ones skip by version.
-            stored = [positions.load_offsets(cur, m.name, self.topic) for m in self.read_models]
+            for model in self.read_models:
+                generation = generations.live(cur, model.name)
+                if generation is None:
+                    raise LedgerError(f"read model {model.name!r} has no live generation")
+                self._schemas[model.name] = generation.schema
+                # The slowest read model decides where to resume; faster ones skip by version.
+                stored.append(positions.load_offsets(cur, generation.schema, self.topic))
         for topic, partition in partitions:
             offsets = [s.get(partition) for s in stored]
             if any(o is None for o in offsets):
                 consumer.seek_to_beginning(topic, partition)
             else:
                 consumer.seek(topic, partition, min(o for o in offsets if o is not None))
+        log.info(
+            "projections.positions", assigned=[p for _, p in partitions], schemas=self._schemas
+        )
         self._needs_seek = False
 
     def recover(self) -> None:
@@ -121,7 +121,11 @@ class ProjectionWorker:
         records = consumer.poll(timeout_ms=200)
         if not records:
             return False
-        self.apply_records(records)
+        try:
+            self.apply_records(records)
+        except _Switched:
+            self._needs_seek = True
+            return True
         ends: dict[tuple[str, int], int] = {}
         for record in records:
             ends[(record.topic, record.partition)] = record.offset + 1
@@ -133,61 +137,14 @@ class ProjectionWorker:
 
     def apply_records(self, records: Sequence[Record]) -> int:
         """Apply a batch to every read model in one transaction; return events applied."""
-        events: list[tuple[Record, LedgerEvent | None]] = []
-        for record in records:
-            try:
-                events.append((record, read_event(record)))
-            except MalformedEventError as error:
-                log.error(  # noqa: TRY400 - the reason is in the message; no traceback needed
-                    "projections.malformed",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=str(error),
-                )
-                events.append((record, None))
-        offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            offsets[(record.topic, record.partition)] = record.offset + 1
+        batch = read_batch(records)
         conn = self._db()
         applied = 0
         with conn.transaction(), conn.cursor() as cur:
             for model in self.read_models:
-                seen = positions.load_versions(
-                    cur, model.name, [e.aggregate_id for _, e in events if e is not None]
-                )
-                changed: dict[Any, int] = {}
-                for record, event in events:
-                    if event is None:
-                        continue
-                    if event.version <= seen.get(event.aggregate_id, 0):
-                        log.info(
-                            "projections.event",
-                            projection=model.name,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            event_id=f"{event.aggregate_id}:{event.version}",
-                            type=event.type,
-                            outcome="already_applied",
-                        )
-                        continue
-                    model.apply(cur, event)
-                    seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
-                    applied += 1
-                    log.info(
-                        "projections.event",
-                        projection=model.name,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        event_id=f"{event.aggregate_id}:{event.version}",
-                        type=event.type,
-                        subject=event.subject,
-                        outcome="applied",
-                    )
-                positions.save_versions(cur, model.name, changed)
-                positions.save_offsets(
-                    cur, model.name, [(t, p, o) for (t, p), o in offsets.items()]
-                )
+                generation = generations.live(cur, model.name, lock=True)
+                if generation is None or generation.schema != self._schemas.get(model.name):
+                    log.info("projections.switched", projection=model.name)
+                    raise _Switched(model.name)
+                applied += apply_batch(cur, model, generation.schema, batch, log_events=True)
         return applied

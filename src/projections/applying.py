@@ -1,0 +1,97 @@
+"""One batch of `ledger.events` applied to one read model: the code the live worker, a rebuild
+and an audit's scratch copy all share, so they cannot disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+
+from ledger.broker import Record
+from ledger.logs import get_logger
+from projections import positions
+from projections.events import LedgerEvent, MalformedEventError, read_event
+from projections.model import ReadModel
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records read back as events (None for a malformed one), and the offsets they end at."""
+
+    events: list[tuple[Record, LedgerEvent | None]]
+    next_offsets: dict[tuple[str, int], int]
+
+
+def read_batch(records: Sequence[Record]) -> Batch:
+    events: list[tuple[Record, LedgerEvent | None]] = []
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        offsets[(record.topic, record.partition)] = record.offset + 1
+        try:
+            events.append((record, read_event(record)))
+        except MalformedEventError as error:
+            log.error(  # noqa: TRY400 - the reason is in the message; no traceback needed
+                "projections.malformed",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=str(error),
+            )
+            events.append((record, None))
+    return Batch(events, offsets)
+
+
+def apply_batch(
+    cur: Cursor[tuple[Any, ...]],
+    model: ReadModel,
+    schema: str,
+    batch: Batch,
+    *,
+    log_events: bool,
+) -> int:
+    """Apply the batch's new events to `model`'s tables in `schema`; return how many.
+
+    An event is new when its version is above the one stored for its aggregate. Rows of the
+    batch's learners and specializations are loaded once, changed in memory, written back
+    once; the versions and offsets go in the same transaction (the caller's).
+    """
+    valid = [(r, e) for r, e in batch.events if e is not None]
+    seen = positions.load_versions(cur, schema, (e.aggregate_id for _, e in valid))
+    fresh: list[tuple[Record, LedgerEvent]] = []
+    changed: dict[UUID, int] = {}
+    for record, event in valid:
+        if event.version <= seen.get(event.aggregate_id, 0):
+            if log_events:
+                _log(model, record, event, "already_applied")
+            continue
+        seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
+        fresh.append((record, event))
+    rows = model.rows()
+    rows.load(cur, schema, sorted({e.subject for _, e in fresh}))
+    for record, event in fresh:
+        model.apply(rows, event)
+        if log_events:
+            _log(model, record, event, "applied")
+    rows.flush(cur, schema)
+    positions.save_versions(cur, schema, changed)
+    positions.save_offsets(cur, schema, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
+    return len(fresh)
+
+
+def _log(model: ReadModel, record: Record, event: LedgerEvent, outcome: str) -> None:
+    log.info(
+        "projections.event",
+        projection=model.name,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        event_id=f"{event.aggregate_id}:{event.version}",
+        type=event.type,
+        subject=event.subject,
+        outcome=outcome,
+    )

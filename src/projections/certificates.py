@@ -1,0 +1,135 @@
+"""Certificates, for anyone holding a verification code: is this certificate real, and valid?
+
+One row per certificate, course or specialization, found by its verification code (K4): whose
+it is, what it certifies, when it was earned, on what evidence, and whether it is still valid
+or was revoked (when, why, and whether by trust & safety). A revoked certificate stays (K6).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.sql import SQL, Identifier
+from pydantic import BaseModel, ConfigDict
+
+from projections.events import LedgerEvent
+from projections.generations import live_schema
+from projections.model import ReadModel
+from projections.rows import Rows, Table
+
+NAME = "certificates"
+
+CERTIFICATES = Table(
+    "certificates",
+    (
+        ("certificate_id", "text"),
+        ("verification_code", "text"),
+        ("learner_id", "text"),
+        ("kind", "text"),
+        ("subject", "text"),
+        ("enrollment_id", "text"),
+        ("curriculum_version", "int"),
+        ("earned_at", "timestamptz"),
+        ("evidence", "jsonb"),
+        ("status", "text"),
+        ("revoked_at", "timestamptz"),
+        ("revoked_reason", "text"),
+        ("revoked_detail", "text"),
+        ("revoked_by_trust_and_safety", "boolean"),
+    ),
+    key=("certificate_id",),
+    scope="learner_id",
+    indexes=("verification_code",),
+)
+
+
+def _issued(rows: Rows, event: LedgerEvent, kind: str, subject: str) -> None:
+    d = event.data
+    rows.put(
+        "certificates",
+        {
+            "certificate_id": d["certificate_id"],
+            "verification_code": d["verification_code"],
+            "learner_id": event.subject,
+            "kind": kind,
+            "subject": subject,
+            "enrollment_id": d.get("enrollment_id"),
+            "curriculum_version": d.get("curriculum_version"),
+            "earned_at": datetime.fromisoformat(d["earned_at"]),
+            "evidence": tuple(d["evidence"]),
+            "status": "valid",
+            "revoked_at": None,
+            "revoked_reason": None,
+            "revoked_detail": None,
+            "revoked_by_trust_and_safety": None,
+        },
+    )
+
+
+def on_course_certified(rows: Rows, event: LedgerEvent) -> None:
+    _issued(rows, event, "course", event.data["course_id"])
+
+
+def on_specialization_certified(rows: Rows, event: LedgerEvent) -> None:
+    _issued(rows, event, "specialization", event.data["specialization_id"])
+
+
+def on_certificate_revoked(rows: Rows, event: LedgerEvent) -> None:
+    d = event.data
+    found = rows.get("certificates", d["certificate_id"])
+    if found is not None:
+        found.update(
+            status="revoked",
+            revoked_at=event.time,
+            revoked_reason=d["reason"],
+            revoked_detail=d["detail"],
+            revoked_by_trust_and_safety=d["by_trust_and_safety"],
+        )
+
+
+MODEL = ReadModel(
+    NAME,
+    (CERTIFICATES,),
+    {
+        "ledger.learner.course_certified": on_course_certified,
+        "ledger.learner.specialization_certified": on_specialization_certified,
+        "ledger.learner.certificate_revoked": on_certificate_revoked,
+    },
+)
+
+
+class Certificate(BaseModel):
+    """The answer to `ledger certificate verify CODE`."""
+
+    model_config = ConfigDict(frozen=True)
+    certificate_id: str
+    verification_code: str
+    learner_id: str
+    kind: str
+    subject: str
+    enrollment_id: str | None
+    curriculum_version: int | None
+    earned_at: datetime
+    evidence: list[str]
+    status: str
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    revoked_detail: str | None
+    revoked_by_trust_and_safety: bool | None
+
+
+def verify(conn: Connection[Any], code: str) -> Certificate | None:
+    """The certificate with this verification code, or None if there is none."""
+    names = CERTIFICATES.column_names
+    with conn.cursor() as cur:
+        schema = live_schema(cur, NAME)
+        cur.execute(
+            SQL("SELECT {cols} FROM {s}.certificates WHERE verification_code = %s").format(
+                cols=SQL(", ").join(map(Identifier, names)), s=Identifier(schema)
+            ),
+            (code,),
+        )
+        row = cur.fetchone()
+    return None if row is None else Certificate(**dict(zip(names, row, strict=True)))

@@ -254,6 +254,11 @@ class Rows:
             if all(row[c] == v for c, v in equal.items()):
                 yield row
 
+    def deltas(self, counters: str) -> dict[Key, dict[str, int]]:
+        """What this batch adds to each counter row (tests read a whole stream as one batch)."""
+        figures = self.counters[counters].figures
+        return {k: dict(zip(figures, v, strict=True)) for k, v in self._deltas[counters].items()}
+
     def add(self, counters: str, key: Key, **deltas: int) -> None:
         spec = self.counters[counters]
         figures = self._deltas[counters].setdefault(key, [0] * len(spec.figures))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,9 +46,9 @@ def base_settings() -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def settings(base_settings: Settings) -> Iterator[Settings]:
-    """Settings naming a fresh database and fresh topics on the running services."""
+@contextmanager
+def fresh_settings(base_settings: Settings) -> Iterator[Settings]:
+    """Settings naming a new database and new topics on the running services (dropped after)."""
     run = secrets.token_hex(4)
     database = f"ledger_test_{run}"
     admin_url = services.database_url(base_settings)
@@ -59,11 +60,27 @@ def settings(base_settings: Settings) -> Iterator[Settings]:
             "topic_prefix": f"test-{run}.",
         }
     )
-    prepare_database(test_settings)
-    prepare_topics(test_settings)
-    yield test_settings
-    with psycopg.connect(services.database_url(base_settings), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    try:
+        prepare_database(test_settings)
+        prepare_topics(test_settings)
+        yield test_settings
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings) -> Iterator[Settings]:
+    """A fresh database and fresh topics shared by the session's tests."""
+    with fresh_settings(base_settings) as session_settings:
+        yield session_settings
+
+
+@pytest.fixture
+def own_settings(base_settings: Settings) -> Iterator[Settings]:
+    """A fresh database and fresh topics for one test that needs to see only its own data."""
+    with fresh_settings(base_settings) as test_settings:
+        yield test_settings
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

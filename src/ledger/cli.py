@@ -466,7 +466,9 @@ def schemas_command(
 
 @app.command("demo")
 def demo(
-    learners: Annotated[int, typer.Option(min=1, max=100_000, help="Learners in the cohort.")] = 12,
+    learners: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Learners in the cohort.")
+    ] = 2_000,
     seed: Annotated[int, typer.Option(help="Seed of the simulated cohort.")] = 2014,
 ) -> None:
     """Run the launch catalog and a simulated cohort through the real pipeline."""

@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg.sql import SQL, Identifier
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ledger.broker import Producer
 from ledger.cohort import CATALOG, Cohort
@@ -22,8 +22,10 @@ from ledger.lag import pipeline_lag
 from ledger.runner import Pipeline
 from ledger.settings import Settings
 from ledger.stack import services
-from ledger.views import render_progress
-from projections.learner_progress import LearnerProgress, learner_progress
+from ledger.views import render_eligibility, render_funnel
+from projections import generations, retention
+from projections import learner_progress as learner_progress_model
+from projections.eligibility import eligibility
 
 
 def _wait_for_catalog(pipeline: Pipeline, timeout_s: float = 60.0) -> None:
@@ -84,43 +86,62 @@ def run_demo(settings: Settings, learners: int, seed: int, console: Console) -> 
             producer.close()
         console.print(f"Published {len(messages)} learner messages on {settings.intake_topic}")
         _wait_caught_up(console, settings, pipeline)
-    print_summary(console, settings, learners)
+    print_summary(console, settings)
 
 
-def print_summary(console: Console, settings: Settings, learners: int) -> None:
+def _why_example(conn: psycopg.Connection[Any]) -> tuple[str, str] | None:
+    """A learner who wants the certificate, got far, and has not got it: the question support
+    staff hear most."""
+    with conn.cursor() as cur:
+        schema = generations.live_schema(cur, learner_progress_model.NAME)
+        cur.execute(
+            SQL(
+                "SELECT e.learner_id, e.specialization_id FROM {s}.enrollments e"
+                " WHERE e.intent = 'certificate' AND NOT EXISTS (SELECT 1 FROM {s}.certificates c"
+                "  WHERE c.learner_id = e.learner_id AND c.kind = 'specialization')"
+                " ORDER BY (SELECT count(*) FROM {s}.courses k WHERE k.learner_id = e.learner_id"
+                "  AND k.passed) DESC, e.learner_id LIMIT 1"
+            ).format(s=Identifier(schema))
+        )
+        row = cur.fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def print_summary(console: Console, settings: Settings) -> None:
+    """The retention funnel, the totals, and one learner's "why" answer."""
     url = services.database_url(settings)
-    table = Table(title="What support staff see (learner progress read model)")
-    for column in ("learner", "specialization", "intent", "status", "certified", "complete"):
-        table.add_column(column)
-    shown: list[LearnerProgress] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        for n in range(learners):
-            progress = learner_progress(conn, f"learner-{n + 1:04d}")
-            if progress is None:
-                continue
-            shown.append(progress)
-            for e in progress.enrollments:
-                table.add_row(
-                    progress.learner_id,
-                    e.title,
-                    e.intent,
-                    "active" if e.active else "ended",
-                    f"{e.courses_certified}/{e.courses_total}",
-                    f"{e.percent_complete:.0f}%",
-                )
+        rows = retention.funnel(conn)
         rejected = conn.execute(
             "SELECT reason, count(*) FROM ledger_rejections GROUP BY reason ORDER BY reason"
         ).fetchall()
         stored = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
-    console.print(table)
-    refusals = sum(len(p.refusals) for p in shown)
+        with conn.cursor() as cur:
+            schema = generations.live_schema(cur, learner_progress_model.NAME)
+            cur.execute(SQL("SELECT count(*) FROM {s}.refusals").format(s=Identifier(schema)))
+            refusals = cur.fetchone()
+        example = _why_example(conn)
+        answer = eligibility(conn, *example) if example else None
+    render_funnel(console, rows)
+    total = {f: sum(getattr(r, f) for r in rows) for f in retention.FIGURES}
+
+    def rate(part: str, whole: str) -> str:
+        return f"{100.0 * total[part] / total[whole]:.1f}%" if total[whole] else "-"
+
     console.print(
-        f"Events in the store: {stored[0] if stored else 0}; "
-        f"refusals recorded in learner histories: {refusals}; "
+        f"All months: {total['registered']:,} enrolled, {total['completed']:,} completed: "
+        f"{rate('completed', 'registered')} of all, "
+        f"{rate('completed_with_intent', 'with_intent')} of those with intent, "
+        f"{rate('completed_payers', 'payers')} of payers"
+    )
+    console.print(
+        f"Events in the store: {stored[0] if stored else 0:,}; "
+        f"refusals recorded in learner histories: {refusals[0] if refusals else 0:,}; "
         f"rejected messages kept: "
         f"{', '.join(f'{n} {r}' for r, n in rejected) or 'none'}"
     )
-    if shown:
-        example = next((p for p in shown if p.refusals), shown[0])
-        console.print(f"\n[bold]ledger learner show {example.learner_id}[/bold]")
-        render_progress(console, example)
+    if answer is not None:
+        console.print(
+            f"\n[bold]ledger learner why {answer.learner_id} {answer.specialization_id}[/bold]"
+        )
+        render_eligibility(console, answer)

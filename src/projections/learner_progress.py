@@ -10,6 +10,7 @@ titles come from the catalog events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -513,156 +514,177 @@ def _q(text: str, schema: str) -> Composed:
     return SQL(text).format(s=Identifier(schema))
 
 
-def _identity(cur: Cur, schema: str, learner_id: str) -> Identity:
+@dataclass(frozen=True)
+class LearnerRows:
+    """One learner's rows of this model (and the titles of their specializations): what the
+    answer is assembled from, whether the rows come from PostgreSQL or from events applied in
+    memory (an auditor's as-of view)."""
+
+    learner: Row
+    enrollments: list[Row]
+    courses: list[Row]
+    certificates: list[Row]
+    verifications: list[Row]
+    refusals: list[Row]
+    specializations: dict[str, Row]
+
+
+def _identity(learner: Row, verifications: list[Row]) -> Identity:
     """Identity as of the learner's latest business time: verified, until when, or revoked."""
-    cur.execute(
-        _q(
-            "SELECT v.verified_at, v.expires_at, v.revoked_at, l.updated_at"
-            " FROM {s}.verifications v JOIN {s}.learners l USING (learner_id)"
-            " WHERE learner_id = %s ORDER BY v.verified_at",
-            schema,
-        ),
-        (learner_id,),
-    )
-    rows = cur.fetchall()
-    if not rows:
+    if not verifications:
         return Identity(verified=False, valid_until=None, revoked_at=None)
-    now = rows[0][3]
-    valid = [min(e, r) if r else e for v, e, r, _ in rows if v <= now < (min(e, r) if r else e)]
-    revoked = [r for _, _, r, _ in rows if r is not None]
+    now = learner["updated_at"]
+    ends = [
+        min(v["expires_at"], v["revoked_at"]) if v["revoked_at"] else v["expires_at"]
+        for v in verifications
+    ]
+    valid = [
+        end for v, end in zip(verifications, ends, strict=True) if v["verified_at"] <= now < end
+    ]
+    revoked = [v["revoked_at"] for v in verifications if v["revoked_at"] is not None]
     return Identity(
         verified=bool(valid),
-        valid_until=max(valid) if valid else max(min(e, r) if r else e for _, e, r, _ in rows),
+        valid_until=max(valid) if valid else max(ends),
         revoked_at=max(revoked) if revoked else None,
     )
+
+
+def _course_states(enrollment: Row, courses: dict[str, Row]) -> list[CourseState]:
+    capstone = enrollment["capstone_course_id"]
+    states = []
+    for course_id in [*enrollment["courses"], capstone]:
+        row = courses.get(course_id)
+        paid_by = list(row["paid_by"]) if row else []
+        states.append(
+            CourseState(
+                course_id=course_id,
+                is_capstone=course_id == capstone,
+                passed=bool(row and row["passed"]),
+                grade=row["grade"] if row else None,
+                graded_at=row["graded_at"] if row else None,
+                paid=bool(paid_by),
+                paid_by=paid_by,
+                certified=bool(row and row["certificate_id"]),
+                certificate_id=row["certificate_id"] if row else None,
+                certified_at=row["certified_at"] if row else None,
+            )
+        )
+    return states
+
+
+def assemble(rows: LearnerRows) -> LearnerProgress:
+    """The `learner show` answer from the learner's rows (pure)."""
+    courses = {r["course_id"]: r for r in rows.courses}
+    spec_certs = {
+        c["enrollment_id"]: SpecializationCertificate(
+            certificate_id=c["certificate_id"],
+            verification_code=c["verification_code"],
+            earned_at=c["earned_at"],
+            revoked_at=c["revoked_at"],
+            revoked_reason=c["revoked_reason"],
+        )
+        for c in rows.certificates
+        if c["kind"] == "specialization"
+    }
+    enrollments = []
+    for e in sorted(rows.enrollments, key=lambda r: (r["enrolled_at"], r["specialization_id"])):
+        spec = rows.specializations.get(e["specialization_id"])
+        states = _course_states(e, courses)
+        certified = sum(1 for s in states if s.certified)
+        enrollments.append(
+            EnrollmentProgress(
+                specialization_id=e["specialization_id"],
+                title=spec["title"] if spec else e["specialization_id"],
+                partners=list(spec["partners"]) if spec else [],
+                curriculum_version=e["curriculum_version"],
+                intent=e["intent"],
+                active=e["ended_at"] is None,
+                enrolled_at=e["enrolled_at"],
+                ended_at=e["ended_at"],
+                courses=states,
+                courses_certified=certified,
+                courses_total=len(states),
+                percent_complete=round(100.0 * certified / len(states), 1),
+                certificate=spec_certs.get(e["enrollment_id"]),
+                capstone_requires_all_courses=e["capstone_requires_all_courses"],
+            )
+        )
+    refusals = [
+        Refusal(
+            at=r["at"],
+            request=r["request"],
+            subject=r["subject"],
+            reason=r["reason"],
+            detail=r["detail"],
+        )
+        for r in sorted(rows.refusals, key=lambda r: r["version"])
+    ]
+    learner = rows.learner
+    return LearnerProgress(
+        learner_id=learner["learner_id"],
+        registered_at=learner["registered_at"],
+        updated_at=learner["updated_at"],
+        events=learner["events"],
+        identity=_identity(learner, sorted(rows.verifications, key=lambda v: v["verified_at"])),
+        enrollments=enrollments,
+        refusals=refusals,
+    )
+
+
+def _select(cur: Cur, schema: str, table: Table, where: str, value: Any) -> list[Row]:
+    names = table.column_names
+    cur.execute(
+        SQL("SELECT {cols} FROM {s}.{t} WHERE {w} = %s").format(
+            cols=SQL(", ").join(map(Identifier, names)),
+            s=Identifier(schema),
+            t=Identifier(table.name),
+            w=Identifier(where),
+        ),
+        (value,),
+    )
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def learner_progress(conn: Connection[Any], learner_id: str) -> LearnerProgress | None:
     """Everything this model knows about one learner, or None if it has not seen them."""
     with conn.cursor() as cur:
         schema = live_schema(cur, NAME)
-        cur.execute(
-            _q(
-                "SELECT registered_at, updated_at, events FROM {s}.learners WHERE learner_id = %s",
-                schema,
-            ),
-            (learner_id,),
-        )
-        learner = cur.fetchone()
-        if learner is None:
+        found = _select(cur, schema, LEARNERS, "learner_id", learner_id)
+        if not found:
             return None
-        cur.execute(
-            _q(
-                "SELECT course_id, grade, passed, graded_at, paid_by, certificate_id, certified_at "
-                "FROM {s}.courses WHERE learner_id = %s",
-                schema,
-            ),
-            (learner_id,),
+        enrollments = _select(cur, schema, ENROLLMENTS, "learner_id", learner_id)
+        specializations = {}
+        for spec_id in {e["specialization_id"] for e in enrollments}:
+            for spec in _select(cur, schema, SPECIALIZATIONS, "specialization_id", spec_id):
+                specializations[spec_id] = spec
+        rows = LearnerRows(
+            learner=found[0],
+            enrollments=enrollments,
+            courses=_select(cur, schema, COURSES, "learner_id", learner_id),
+            certificates=_select(cur, schema, CERTIFICATES, "learner_id", learner_id),
+            verifications=_select(cur, schema, VERIFICATIONS, "learner_id", learner_id),
+            refusals=_select(cur, schema, REFUSALS, "learner_id", learner_id),
+            specializations=specializations,
         )
-        courses = {row[0]: row for row in cur.fetchall()}
-        cur.execute(
-            _q(
-                "SELECT enrollment_id, certificate_id, verification_code, earned_at, revoked_at,"
-                " revoked_reason FROM {s}.certificates WHERE learner_id = %s AND kind = "
-                "'specialization'",
-                schema,
-            ),
-            (learner_id,),
+    return assemble(rows)
+
+
+def progress_from_rows(rows: Rows, learner_id: str) -> LearnerProgress | None:
+    """The `learner show` answer from rows changed in memory (events applied without a
+    database): what the read model would have shown after exactly those events."""
+    learner = rows.get("learners", learner_id)
+    if learner is None:
+        return None
+    return assemble(
+        LearnerRows(
+            learner=learner,
+            enrollments=list(rows.where("enrollments", learner_id=learner_id)),
+            courses=list(rows.where("courses", learner_id=learner_id)),
+            certificates=list(rows.where("certificates", learner_id=learner_id)),
+            verifications=list(rows.where("verifications", learner_id=learner_id)),
+            refusals=list(rows.where("refusals", learner_id=learner_id)),
+            specializations={r["specialization_id"]: r for r in rows.where("specializations")},
         )
-        spec_certs = {
-            row[0]: SpecializationCertificate(
-                certificate_id=row[1],
-                verification_code=row[2],
-                earned_at=row[3],
-                revoked_at=row[4],
-                revoked_reason=row[5],
-            )
-            for row in cur.fetchall()
-        }
-        cur.execute(
-            _q(
-                "SELECT e.specialization_id, coalesce(s.title, e.specialization_id),"
-                " coalesce(s.partners, '[]'::jsonb), e.curriculum_version, e.intent, e.courses,"
-                " e.capstone_course_id, e.enrolled_at, e.ended_at, e.enrollment_id,"
-                " e.capstone_requires_all_courses "
-                "FROM {s}.enrollments e LEFT JOIN {s}.specializations s USING (specialization_id) "
-                "WHERE e.learner_id = %s ORDER BY e.enrolled_at, e.specialization_id",
-                schema,
-            ),
-            (learner_id,),
-        )
-        enrollments = []
-        for (
-            spec_id,
-            title,
-            partners,
-            version,
-            intent,
-            pinned,
-            capstone,
-            since,
-            ended,
-            enrollment_id,
-            capstone_requires_all,
-        ) in cur.fetchall():
-            states = []
-            for course_id in [*pinned, capstone]:
-                row = courses.get(course_id)
-                paid_by = list(row[4]) if row else []
-                states.append(
-                    CourseState(
-                        course_id=course_id,
-                        is_capstone=course_id == capstone,
-                        passed=bool(row and row[2]),
-                        grade=row[1] if row else None,
-                        graded_at=row[3] if row else None,
-                        paid=bool(paid_by),
-                        paid_by=paid_by,
-                        certified=bool(row and row[5]),
-                        certificate_id=row[5] if row else None,
-                        certified_at=row[6] if row else None,
-                    )
-                )
-            certified = sum(1 for s in states if s.certified)
-            enrollments.append(
-                EnrollmentProgress(
-                    specialization_id=spec_id,
-                    title=title,
-                    partners=list(partners),
-                    curriculum_version=version,
-                    intent=intent,
-                    active=ended is None,
-                    enrolled_at=since,
-                    ended_at=ended,
-                    courses=states,
-                    courses_certified=certified,
-                    courses_total=len(states),
-                    percent_complete=round(100.0 * certified / len(states), 1),
-                    certificate=spec_certs.get(enrollment_id),
-                    capstone_requires_all_courses=capstone_requires_all,
-                )
-            )
-        cur.execute(
-            _q(
-                "SELECT at, request, subject, reason, detail FROM {s}.refusals "
-                "WHERE learner_id = %s ORDER BY version",
-                schema,
-            ),
-            (learner_id,),
-        )
-        refusals = [
-            Refusal(at=a, request=r, subject=s, reason=why, detail=d)
-            for a, r, s, why, d in cur.fetchall()
-        ]
-        identity = _identity(cur, schema, learner_id)
-    return LearnerProgress(
-        learner_id=learner_id,
-        registered_at=learner[0],
-        updated_at=learner[1],
-        events=learner[2],
-        identity=identity,
-        enrollments=enrollments,
-        refusals=refusals,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,10 @@ stats_app = typer.Typer(no_args_is_help=True, help="Figures across learners.")
 app.add_typer(stats_app, name="stats")
 projections_app = typer.Typer(no_args_is_help=True, help="The read models: lag and rebuilds.")
 app.add_typer(projections_app, name="projections")
+audit_app = typer.Typer(
+    no_args_is_help=True, help="Histories as the ledger knew them, and proof nothing was altered."
+)
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -316,6 +321,149 @@ def projections_rebuild(
             f" in {result.seconds:.1f} s ({rate:,.0f}/s); live in {result.generation.schema}"
             f"{replaced}"
         )
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LedgerError(
+            f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-01T12:00:00+00:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@audit_app.command("history")
+def audit_history(
+    learner_id: str,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Only what was recorded by then (ISO 8601; UTC if no zone)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A learner's whole history, oldest first; with --as-of, as the ledger knew it then."""
+    from ledger.audit.history import UnknownLearnerError, learner_history  # noqa: PLC0415
+    from ledger.views import render_history  # noqa: PLC0415
+
+    settings = _settings()
+    moment = _parse_time(as_of) if as_of else None
+    ledger = open_ledger(settings)
+    try:
+        history = learner_history(ledger, learner_id, moment)
+    except UnknownLearnerError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(4) from None
+    finally:
+        ledger.close()
+    if as_json:
+        print(history.model_dump_json(indent=2))
+    else:
+        render_history(out, history)
+
+
+@audit_app.command("export")
+def audit_export(
+    learner_id: str,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """A learner's history as JSON lines of CloudEvents with the hash chain, for `audit check`."""
+    from ledger.audit.export import NothingToExportError, export_lines  # noqa: PLC0415
+
+    settings = _settings()
+    ledger = open_ledger(settings)
+    try:
+        lines = list(export_lines(ledger, learner_id))
+    except NothingToExportError as error:
+        err.print(str(error), markup=False)
+        raise typer.Exit(4) from None
+    finally:
+        ledger.close()
+    text = "\n".join(lines) + "\n"
+    if to is None:
+        sys.stdout.write(text)
+    else:
+        to.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(lines) - 1} events of {learner_id} to {to}", markup=False)
+
+
+@audit_app.command("check")
+def audit_check(
+    file: Annotated[Path, typer.Argument(help="An export written by `ledger audit export`.")],
+) -> None:
+    """Check an export on its own (no database, no broker): every hash, link and line."""
+    from ledger.audit.export import check_export  # noqa: PLC0415
+
+    if not file.is_file():
+        raise LedgerError(f"{file}: no such file")
+    lines = file.read_text(encoding="utf-8").splitlines()
+    problems = check_export(lines)
+    if not problems:
+        out.print(f"{file}: intact ({sum(1 for x in lines if x.strip()) - 1} events, chain holds)")
+        return
+    for problem in problems:
+        out.print(f"{problem.kind}: {problem.message}", markup=False)
+    err.print(f"{file}: {len(problems)} problem(s)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    learner: Annotated[str | None, typer.Option("--learner", help="Only this learner.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check every hash chain, the event log against the store, and the read models against a
+    rebuild from the log; name every mismatch; exit 1 on any."""
+    from rich.progress import Progress  # noqa: PLC0415 - only this command draws bars
+
+    from ledger.audit.verify import verify  # noqa: PLC0415
+
+    settings = _settings()
+    ledger = open_ledger(settings)
+    try:
+        with Progress(console=err, transient=True) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(what: str, done: int, total: int) -> None:
+                if what not in tasks:
+                    tasks[what] = bar.add_task(what, total=total or None)
+                bar.update(tasks[what], completed=done, total=total or None)
+
+            report = verify(ledger, settings, learner, advance)
+    finally:
+        ledger.close()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "learners": report.learners,
+                    "records": report.records,
+                    "republished": report.republished,
+                    "pending": report.pending,
+                    "seconds": round(report.seconds, 3),
+                    "events_per_second": round(report.events_per_second),
+                    "mismatches": [vars(m) for m in report.mismatches],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for m in report.mismatches:
+            out.print(f"[red]{m.check}[/red] {m.message}", highlight=False)
+        out.print(
+            f"{'OK' if report.ok else 'MISMATCHES: ' + str(len(report.mismatches))}: "
+            f"{report.events:,} events of {report.learners:,} learner streams, "
+            f"{report.records:,} records on {settings.events_topic} "
+            f"({report.republished:,} identical republished copies, {report.pending:,} not "
+            f"relayed yet), read models rebuilt and compared; "
+            f"{report.seconds:.1f} s, {report.events_per_second:,.0f} events/s"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _rejection_json(r: StoredRejection) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from ledger.audit.history import LearnerHistory
 from projections.certificates import Certificate
 from projections.eligibility import Eligibility
 from projections.learner_progress import LearnerProgress
@@ -125,3 +126,36 @@ def render_funnel(out: Console, rows: list[FunnelRow]) -> None:
             _rate(r.payer_completion_rate),
         )
     out.print(table)
+
+
+def render_history(out: Console, history: LearnerHistory) -> None:
+    """Print a learner's history, then (with --as-of) what the ledger derived from it."""
+    table = Table(title=f"History of {history.learner_id}")
+    for column in ("v", "business time", "recorded", "event", "data / reason"):
+        table.add_column(column)
+    for e in history.events:
+        name = e.type.removeprefix("ledger.").rsplit(".v", 1)[0]
+        shown = {k: v for k, v in e.data.items() if k not in ("previous_hash", "at")}
+        detail = (
+            f"NO: {e.refusal}" if e.refusal else ", ".join(f"{k}={v}" for k, v in shown.items())
+        )
+        table.add_row(
+            str(e.version),
+            f"{e.business_time:%Y-%m-%d %H:%M}",
+            f"{e.recorded_time:%Y-%m-%d %H:%M:%S}",
+            name,
+            detail,
+        )
+    out.print(table)
+    state = history.state
+    if state is None:
+        return
+    out.print(f"\n[bold]As the ledger knew it at {state.as_of.isoformat()}[/bold]")
+    if state.progress is None:
+        out.print("  nothing recorded yet for this learner")
+        return
+    render_progress(out, state.progress)
+    for answer in state.eligibility:
+        render_eligibility(out, answer)
+    for cert in state.certificates:
+        render_certificate(out, cert)

@@ -92,18 +92,24 @@ def rebuild(
     return RebuildResult(generation, applied, records_read, seconds, replaced)
 
 
-def table_dump(conn: psycopg.Connection[Any], schema: str, model: ReadModel) -> dict[str, Any]:
+def table_dump(
+    conn: psycopg.Connection[Any], schema: str, model: ReadModel, learner_id: str | None = None
+) -> dict[str, list[str]]:
     """Every row of every table of the model in `schema`, in key order, as text: for comparing
-    two generations byte for byte."""
-    dump: dict[str, Any] = {}
+    two generations byte for byte. With `learner_id`, only that learner's rows of the tables
+    kept per learner (tables of other scopes, and counters, whole)."""
+    dump: dict[str, list[str]] = {}
     with conn.cursor() as cur:
         for table in model.tables:
+            narrow = learner_id is not None and table.scope == "learner_id"
             cur.execute(
-                SQL("SELECT t::text FROM {s}.{t} t ORDER BY {key}").format(
+                SQL("SELECT t::text FROM {s}.{t} t {where} ORDER BY {key}").format(
                     s=Identifier(schema),
                     t=Identifier(table.name),
+                    where=SQL("WHERE learner_id = %s" if narrow else ""),
                     key=SQL(", ").join(map(Identifier, table.key)),
-                )
+                ),
+                (learner_id,) if narrow else (),
             )
             dump[table.name] = [r[0] for r in cur.fetchall()]
         for counters in model.counters:

@@ -1,4 +1,5 @@
-"""The HTTP face of the ledger (FastAPI): intake for services without a Kafka client.
+"""The HTTP face of the ledger (FastAPI): intake for services without a Kafka client, the
+support staff's read API, and metrics for Prometheus.
 
 `POST /v1/events` takes CloudEvents over HTTP, in every mode of the CloudEvents HTTP binding:
 structured (`application/cloudevents+json`, one event), batched
@@ -6,24 +7,49 @@ structured (`application/cloudevents+json`, one event), batched
 the JSON body). Each event is validated exactly as the intake worker validates it; if all are
 valid they are published onto `ledger.intake` (keyed by subject) and the answer is 202 with
 their ids; if any is not, nothing is published and the answer is 400 with every reason, by
-index. The read API of the support staff joins this app (OpenAPI at `/docs`).
+index.
+
+The read API answers from the read models in PostgreSQL, through the same queries as the
+`ledger learner|certificate|stats` commands, so the CLI and HTTP never disagree:
+`GET /v1/learners/{id}` (progress), `.../eligibility/{specialization}` (what is missing, item by
+item), `.../payments`, `GET /v1/certificates/{code}` (verify) and `GET /v1/stats/retention`.
+An id the read models have not seen is a 404 whose `detail` says so; a read model lagging
+behind looks the same, hence "(or not projected yet)". `GET /metrics` is the pipeline's lag and
+throughput (see `ledger.metrics`). OpenAPI at `/docs`.
+
+Every connection is opened on first use, so the API starts (and `/healthz` answers) while
+PostgreSQL or Kafka are still coming up; a request that needs one that is down gets a 503
+saying which.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from datetime import date
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+import psycopg
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectedMessage, parse
-from ledger.broker import OutRecord, Producer
+from ledger.application import Ledger
+from ledger.bootstrap import open_ledger
+from ledger.broker import BrokerUnavailableError, OutRecord, Producer
+from ledger.metrics import CONTENT_TYPE, exposition
 from ledger.settings import Settings
 from ledger.stack import services
+from projections import retention
+from projections.certificates import Certificate, verify
+from projections.eligibility import Eligibility, NotEnrolledError, eligibility
+from projections.generations import NoLiveGenerationError
+from projections.learner_progress import LearnerProgress, learner_progress
+from projections.payments import Payment, payments_of
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 MAX_BATCH = 10_000
@@ -53,6 +79,79 @@ class Rejected(BaseModel):
     """400: nothing was published; each bad event with its reason code and what was wrong."""
 
     errors: list[EventError]
+
+
+class NotFound(BaseModel):
+    """404: the ledger's read models know nothing of that id (or have not caught up with it)."""
+
+    detail: str
+
+
+class Unavailable(BaseModel):
+    """503: PostgreSQL or Kafka did not answer, or a read model has no tables yet."""
+
+    detail: str
+
+
+class RetentionRow(BaseModel):
+    """One specialization and enrollment month of the retention funnel, with its rates."""
+
+    specialization_id: str
+    month: Annotated[date, Field(description="First day of the month enrolled in.")]
+    registered: Annotated[int, Field(description="Enrollments.")]
+    with_intent: Annotated[int, Field(description="Enrollments that ever stated intent.")]
+    payers: Annotated[int, Field(description="Enrollments with a course of theirs paid.")]
+    completed: Annotated[int, Field(description="Holding a live specialization certificate.")]
+    completed_with_intent: int
+    completed_payers: int
+    completion_rate: Annotated[
+        float | None, Field(description="completed / registered, percent; null if none.")
+    ]
+    intent_completion_rate: Annotated[
+        float | None, Field(description="completed_with_intent / with_intent, percent.")
+    ]
+    payer_completion_rate: Annotated[
+        float | None, Field(description="completed_payers / payers, percent.")
+    ]
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": NotFound}}
+
+T = TypeVar("T")
+
+#: Lends a pooled PostgreSQL connection for the length of a `with` block.
+Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+
+
+class Lazy(Generic[T]):
+    """A client (producer, pool, ledger) opened on first use and closed on shutdown, once
+    however many threads ask: the read endpoints are plain functions that FastAPI runs in its
+    thread pool, so two first requests can arrive together."""
+
+    def __init__(self, open_: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._open = open_
+        self._close = close
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._open()
+            return self._value
+
+    def close(self) -> None:
+        with self._lock:
+            if self._value is not None:
+                self._close(self._value)
+                self._value = None
+
+
+def _unknown_learner(learner_id: str) -> HTTPException:
+    return HTTPException(
+        status_code=404,
+        detail=f"learner {learner_id!r} is not known to the ledger (or not projected yet)",
+    )
 
 
 def _binary_headers(request: Request) -> list[tuple[str, bytes | None]]:
@@ -85,27 +184,131 @@ def _bodies(request: Request, body: bytes) -> list[tuple[bytes, list[tuple[str, 
     return [(body, structured)]
 
 
+def _support_routes(connection: Connect) -> APIRouter:
+    """The support staff's questions, each answered by the read-model query the CLI uses."""
+    router = APIRouter(tags=["support"], responses={503: {"model": Unavailable}})
+
+    @router.get(
+        "/v1/learners/{learner_id}",
+        responses=NOT_FOUND,
+        summary="Where a learner is in each specialization they enrolled in",
+    )
+    def get_learner(learner_id: str) -> LearnerProgress:
+        with connection() as conn:
+            progress = learner_progress(conn, learner_id)
+        if progress is None:
+            raise _unknown_learner(learner_id)
+        return progress
+
+    @router.get(
+        "/v1/learners/{learner_id}/eligibility/{specialization_id}",
+        responses=NOT_FOUND,
+        summary="Is the learner eligible for the certificate, and if not, what is missing",
+    )
+    def get_eligibility(learner_id: str, specialization_id: str) -> Eligibility:
+        with connection() as conn:
+            try:
+                answer = eligibility(conn, learner_id, specialization_id)
+            except NotEnrolledError as error:
+                raise HTTPException(status_code=404, detail=str(error)) from None
+        if answer is None:
+            raise _unknown_learner(learner_id)
+        return answer
+
+    @router.get(
+        "/v1/learners/{learner_id}/payments",
+        responses=NOT_FOUND,
+        summary="A learner's payments, oldest first, and what became of each",
+    )
+    def get_payments(learner_id: str) -> list[Payment]:
+        with connection() as conn:
+            found = payments_of(conn, learner_id)
+            # No payments may mean a learner who paid nothing yet or one never seen: only then
+            # is the (heavier) progress query worth asking.
+            if not found and learner_progress(conn, learner_id) is None:
+                raise _unknown_learner(learner_id)
+        return found
+
+    @router.get(
+        "/v1/certificates/{code}",
+        responses=NOT_FOUND,
+        summary="Verify a certificate by its verification code: whose, what, valid or revoked",
+    )
+    def get_certificate(code: str) -> Certificate:
+        with connection() as conn:
+            found = verify(conn, code)
+        if found is None:
+            raise HTTPException(
+                status_code=404,
+                detail=f"no certificate has the verification code {code!r} (or not projected yet)",
+            )
+        return found
+
+    @router.get(
+        "/v1/stats/retention",
+        response_model=list[RetentionRow],
+        summary="Completion per specialization and enrollment month: of all, of intent, of payers",
+    )
+    def get_retention(
+        specialization: Annotated[
+            str | None, Query(description="Only this specialization (default: all of them).")
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        with connection() as conn:
+            rows = retention.funnel(conn, specialization)
+        return [row.as_dict() for row in rows]
+
+    return router
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """The app; its producer is connected on first use and closed on shutdown."""
-    state: dict[str, Producer] = {}
+    """The app; its producer, database pool and ledger are opened on first use and closed on
+    shutdown."""
+    producer = Lazy(
+        lambda: Producer(services.kafka_bootstrap(settings), "ledger-api"), Producer.close
+    )
+    pool: Lazy[ConnectionPool] = Lazy(
+        lambda: ConnectionPool(
+            services.database_url(settings),
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=8,
+            timeout=10.0,
+            open=True,
+            name="ledger-api",
+        ),
+        ConnectionPool.close,
+    )
+    ledger = Lazy(lambda: open_ledger(settings), Ledger.close)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        if "producer" in state:
-            state.pop("producer").close()
+        for resource in (producer, pool, ledger):
+            resource.close()
 
     app = FastAPI(
         title="Enrollment ledger",
         version="1",
-        description="CloudEvents intake and (soon) the support staff's read API.",
+        description="CloudEvents intake, the support staff's read API and pipeline metrics.",
         lifespan=lifespan,
     )
 
-    def producer() -> Producer:
-        if "producer" not in state:
-            state["producer"] = Producer(services.kafka_bootstrap(settings), "ledger-api")
-        return state["producer"]
+    async def unavailable(_: Request, error: Exception) -> JSONResponse:
+        # Kafka's and the read models' errors name themselves; the pool's ("couldn't get a
+        # connection after 10.00 sec") does not.
+        detail = str(error)
+        if isinstance(error, psycopg.OperationalError):
+            detail = f"PostgreSQL did not answer ({detail}): check `ledger stack status`"
+        return JSONResponse(status_code=503, content={"detail": detail})
+
+    for error in (psycopg.OperationalError, BrokerUnavailableError, NoLiveGenerationError):
+        app.add_exception_handler(error, unavailable)
+
+    @contextmanager
+    def connection() -> Iterator[psycopg.Connection[Any]]:
+        with pool.get().connection() as conn:
+            yield conn
 
     @app.post(
         "/v1/events",
@@ -113,6 +316,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_model=Accepted,
         responses={400: {"model": Rejected}},
         summary="Publish CloudEvents onto ledger.intake, all or none",
+        tags=["intake"],
     )
     async def post_events(request: Request) -> Any:
         body = await request.body()
@@ -150,10 +354,27 @@ def create_app(settings: Settings) -> FastAPI:
             )
         if errors:
             return JSONResponse(status_code=400, content=Rejected(errors=errors).model_dump())
-        producer().send_all(records)
+        producer.get().send_all(records)
         return Accepted(accepted=accepted, topic=settings.intake_topic)
 
-    @app.get("/healthz", summary="The API process is up")
+    app.include_router(_support_routes(connection))
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "Prometheus text exposition format, version 0.0.4."},
+            503: {"description": "PostgreSQL or Kafka did not answer; the JSON `detail` says."},
+        },
+        summary="Consumer lag, throughput and rejections, in Prometheus text format",
+        tags=["operations"],
+    )
+    def get_metrics() -> PlainTextResponse:
+        with connection() as conn:
+            text = exposition(settings, ledger.get(), conn)
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    @app.get("/healthz", summary="The API process is up", tags=["operations"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -100,12 +100,12 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 def ledger_cli(
-    settings: Settings, *args: str, check: bool = True
+    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     ledger = Path(sys.executable).with_name("ledger")
     return subprocess.run(
         [str(ledger), *args],
-        env=cli_env(settings),
+        env=env or cli_env(settings),
         capture_output=True,
         text=True,
         check=check,

@@ -8,13 +8,12 @@ applies it.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import psycopg
 import pytest
 
 from ledger.bootstrap import open_ledger
-from ledger.relay import EVENTS_STREAM, Relay
+from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
 from ledger.stack import services
 from projections import certificates, generations, payments, retention
@@ -22,61 +21,12 @@ from projections.catalog import READ_MODELS
 from projections.eligibility import eligibility
 from projections.learner_progress import learner_progress
 from projections.rebuild import rebuild, table_dump
-from projections.status import projection_lag
-from projections.worker import ProjectionWorker
 
 from .. import read_scenario
 from ..scenarios import DS
-from .conftest import wait_for
+from .pipeline import dumps, project_all, relay_all
 
 pytestmark = pytest.mark.integration
-
-
-def relay_all(settings: Settings) -> None:
-    """Run the relay until everything stored is on `ledger.events`."""
-    ledger = open_ledger(settings)
-    relay = Relay(ledger, settings, services.kafka_bootstrap(settings))
-    try:
-        end = ledger.recorder.max_notification_id()
-        wait_for(
-            lambda: (
-                relay.step() is not None
-                and ledger.ledger_recorder.relay_position(EVENTS_STREAM) >= (end or 0)
-            ),
-            60,
-            "the relay",
-        )
-    finally:
-        relay.close()
-        ledger.close()
-
-
-def project_all(settings: Settings) -> None:
-    """Run the projection worker until every read model is at the end of `ledger.events`."""
-    url = services.database_url(settings)
-    bootstrap = services.kafka_bootstrap(settings)
-    worker = ProjectionWorker(settings, url, bootstrap)
-
-    def caught_up() -> bool:
-        worker.step()
-        with psycopg.connect(url, autocommit=True) as conn:
-            lags = projection_lag(conn, bootstrap, settings.events_topic)
-        return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
-
-    try:
-        wait_for(caught_up, 90, "the projections")
-    finally:
-        worker.close()
-
-
-def dumps(settings: Settings) -> dict[str, Any]:
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
-        result = {}
-        for model in READ_MODELS:
-            with conn.cursor() as cur:
-                schema = generations.live_schema(cur, model.name)
-            result[model.name] = table_dump(conn, schema, model)
-        return result
 
 
 @pytest.fixture

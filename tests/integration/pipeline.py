@@ -1,0 +1,66 @@
+"""Run the relay and the projection worker in-process until they have caught up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from ledger.bootstrap import open_ledger
+from ledger.relay import EVENTS_STREAM, Relay
+from ledger.settings import Settings
+from ledger.stack import services
+from projections import generations
+from projections.catalog import READ_MODELS
+from projections.rebuild import table_dump
+from projections.status import projection_lag
+from projections.worker import ProjectionWorker
+
+from .conftest import wait_for
+
+
+def relay_all(settings: Settings) -> None:
+    """Run the relay until everything stored is on `ledger.events`."""
+    ledger = open_ledger(settings)
+    relay = Relay(ledger, settings, services.kafka_bootstrap(settings))
+    try:
+        end = ledger.recorder.max_notification_id()
+        wait_for(
+            lambda: (
+                relay.step() is not None
+                and ledger.ledger_recorder.relay_position(EVENTS_STREAM) >= (end or 0)
+            ),
+            60,
+            "the relay",
+        )
+    finally:
+        relay.close()
+        ledger.close()
+
+
+def project_all(settings: Settings) -> None:
+    """Run the projection worker until every read model is at the end of `ledger.events`."""
+    url = services.database_url(settings)
+    bootstrap = services.kafka_bootstrap(settings)
+    worker = ProjectionWorker(settings, url, bootstrap)
+
+    def caught_up() -> bool:
+        worker.step()
+        with psycopg.connect(url, autocommit=True) as conn:
+            lags = projection_lag(conn, bootstrap, settings.events_topic)
+        return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+
+    try:
+        wait_for(caught_up, 90, "the projections")
+    finally:
+        worker.close()
+
+
+def dumps(settings: Settings) -> dict[str, Any]:
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        result = {}
+        for model in READ_MODELS:
+            with conn.cursor() as cur:
+                schema = generations.live_schema(cur, model.name)
+            result[model.name] = table_dump(conn, schema, model)
+        return result

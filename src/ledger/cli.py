@@ -612,6 +612,34 @@ def schemas_command(
     out.print(f"wrote {len(written)} files under {root}")
 
 
+@bench_app.command("projections")
+def bench_projections(
+    events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 50_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+) -> None:
+    """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
+    from ledger.bench_read import print_projections, run_projections_bench  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    figures = run_projections_bench(settings, events, learners, repeat, out)
+    print_projections(out, figures, learners, repeat)
+
+
+@bench_app.command("queries")
+def bench_queries(
+    learners: Annotated[int, typer.Option(min=100, help="Learners loaded.")] = 100_000,
+    samples: Annotated[int, typer.Option(min=10, help="Timed calls per query.")] = 2_000,
+) -> None:
+    """p50/p99 latency of the four support queries with many learners loaded."""
+    from ledger.bench_read import print_queries, run_queries_bench  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    print_queries(out, run_queries_bench(settings, learners, samples, out))
+
+
 @app.command("demo")
 def demo(
     learners: Annotated[

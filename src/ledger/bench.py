@@ -40,6 +40,7 @@ from ledger.logs import configure_logging
 from ledger.settings import Settings
 from ledger.stack import services
 from ledger.supervision import tune_garbage_collector
+from projections.worker import ProjectionWorker
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -206,13 +207,18 @@ def raw_kafka(bootstrap: str, topic: str, expected: int) -> Figure:
     return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
 
 
-def _intake_child(settings: Settings, started: Queue[float], stop: EventType) -> None:
-    """One intake process of the benchmark: report when it first handled records, then run."""
+def _worker_child(settings: Settings, kind: str, started: Queue[float], stop: EventType) -> None:
+    """One worker process of a benchmark (`kind` intake or projections): report when it first
+    handled records, then run until told to stop."""
     configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
-    ledger = open_ledger(settings)
     bootstrap = services.kafka_bootstrap(settings)
-    worker = IntakeWorker(ledger, settings, bootstrap, settings.intake_batch)
+    ledger = open_ledger(settings) if kind == "intake" else None
+    worker: IntakeWorker | ProjectionWorker = (
+        IntakeWorker(ledger, settings, bootstrap, settings.intake_batch)
+        if ledger is not None
+        else ProjectionWorker(settings, services.database_url(settings), bootstrap)
+    )
     first: float | None = None
     try:
         while not stop.is_set():
@@ -222,23 +228,27 @@ def _intake_child(settings: Settings, started: Queue[float], stop: EventType) ->
                 started.put(first)
     finally:
         worker.close()
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
 
 
-def ledger_intake(
-    settings: Settings, expected: int, processes: int, progress: Callable[[int], None]
-) -> Figure:
-    """The real intake worker in `processes` processes, from the first poll that returned
-    records to the commit of the last one (seen in the intake positions in PostgreSQL)."""
+def run_worker_processes(
+    settings: Settings,
+    kind: str,
+    processes: int,
+    done_so_far: Callable[[], int],
+    expected: int,
+    progress: Callable[[int], None],
+) -> tuple[float, int]:
+    """Run `processes` benchmark workers of `kind` until `done_so_far()` reaches `expected`;
+    return the seconds from the first poll that returned records to then, and the count."""
     context = multiprocessing.get_context("spawn")
     started: Queue[float] = context.Queue()
     stop = context.Event()
     children = [
-        context.Process(target=_intake_child, args=(settings, started, stop), daemon=True)
+        context.Process(target=_worker_child, args=(settings, kind, started, stop), daemon=True)
         for _ in range(processes)
     ]
-    ledger = open_ledger(settings)
-    recorder = ledger.ledger_recorder
     done = 0
     finished: float | None = None
     try:
@@ -246,25 +256,44 @@ def ledger_intake(
             child.start()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
-            done = sum(recorder.intake_positions(settings.intake_topic).values())
+            done = done_so_far()
             progress(done)
             if done >= expected:
                 finished = time.monotonic()
                 break
             if any(c.exitcode not in (None, 0) for c in children):
-                raise LedgerError("an intake process of the benchmark crashed; see its log")
+                raise LedgerError(f"a {kind} process of the benchmark crashed; see its log")
             time.sleep(0.02)
     finally:
         stop.set()
         for child in children:
             child.join(60)
-        ledger.close()
     if finished is None:
-        raise LedgerError(f"the intake handled {done} of {expected} messages in 30 minutes")
+        raise LedgerError(f"the {kind} workers handled {done} of {expected} in 30 minutes")
     firsts = []
     while not started.empty():
         firsts.append(started.get())
-    elapsed = finished - min(firsts)
+    return finished - min(firsts), done
+
+
+def ledger_intake(
+    settings: Settings, expected: int, processes: int, progress: Callable[[int], None]
+) -> Figure:
+    """The real intake worker in `processes` processes, from the first poll that returned
+    records to the commit of the last one (seen in the intake positions in PostgreSQL)."""
+    ledger = open_ledger(settings)
+    recorder = ledger.ledger_recorder
+    try:
+        elapsed, done = run_worker_processes(
+            settings,
+            "intake",
+            processes,
+            lambda: sum(recorder.intake_positions(settings.intake_topic).values()),
+            expected,
+            progress,
+        )
+    finally:
+        ledger.close()
     label = "process" if processes == 1 else "processes"
     return Figure(f"ledger intake, {processes} {label} (commands)", done / elapsed, elapsed, done)
 

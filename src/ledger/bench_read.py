@@ -44,6 +44,7 @@ from ledger.bench import (
     bench_messages,
     print_figures,
     raw_kafka,
+    run_worker_processes,
     scratch_database,
 )
 from ledger.bootstrap import prepare_topics
@@ -60,7 +61,6 @@ from projections.eligibility import eligibility
 from projections.retention import funnel
 from projections.rows import Table as RowsTable
 from projections.status import projection_lag
-from projections.worker import ProjectionWorker
 
 #: Messages decided per in-memory session; the intake decides batches of this order too.
 SESSION_BATCH = 500
@@ -199,47 +199,38 @@ def _applied(
     )
 
 
-def ledger_projections(settings: Settings, advance: Callable[[int], None]) -> Figure:
-    """The real projection worker, from the first poll that returned records until every read
-    model's stored offsets reach the end of `ledger.events`.
-
-    The topic's end is read once, before the clock starts (it is not written to meanwhile);
-    after each batch the stored offsets are read on a connection of our own (four indexed
-    lookups, well under a millisecond). `projection_lag` confirms the end afterwards.
+def ledger_projections(
+    settings: Settings, processes: int, advance: Callable[[int], None]
+) -> Figure:
+    """The real projection worker in `processes` processes (as `ledger run projections
+    --processes N` runs it), from the first poll that returned records until every read model's
+    stored offsets reach the end of `ledger.events`; `projection_lag` confirms the end after.
     """
     url = services.database_url(settings)
     bootstrap = services.kafka_bootstrap(settings)
     topic = settings.events_topic
     ends = end_offsets(bootstrap, topic)
     total = sum(ends.values())
-    worker = ProjectionWorker(settings, url, bootstrap)
-    started: float | None = None
-    finished: float | None = None
-    done = 0
-    try:
-        with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-            schemas = [generations.live_schema(cur, m.name) for m in READ_MODELS]
-            deadline = time.monotonic() + 1800
-            while finished is None and time.monotonic() < deadline:
-                before = time.perf_counter()
-                if not worker.step():
-                    continue
-                if started is None:
-                    started = before
-                done = _applied(cur, schemas, topic, ends)
-                advance(done)
-                if done >= total:
-                    finished = time.perf_counter()
-            behind = sum(lag.behind for lag in projection_lag(conn, bootstrap, topic))
-    finally:
-        worker.close()
-    if finished is None or started is None:
-        raise LedgerError(f"the projection worker applied {done} of {total} records in 30 minutes")
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        schemas = [generations.live_schema(cur, m.name) for m in READ_MODELS]
+        elapsed, _ = run_worker_processes(
+            settings,
+            "projections",
+            processes,
+            lambda: _applied(cur, schemas, topic, ends),
+            total,
+            advance,
+        )
+        behind = sum(lag.behind for lag in projection_lag(conn, bootstrap, topic))
     if behind:
         raise LedgerError(f"the offsets reached the end, yet `projection_lag` says {behind} behind")
-    elapsed = finished - started
-    label = f"ledger projections, {len(READ_MODELS)} read models"
-    return Figure(label, total / elapsed, elapsed, total)
+    label = "process" if processes == 1 else "processes"
+    return Figure(
+        f"ledger projections, {len(READ_MODELS)} read models, {processes} {label}",
+        total / elapsed,
+        elapsed,
+        total,
+    )
 
 
 def _publish(bootstrap: str, records: Sequence[OutRecord]) -> None:
@@ -251,12 +242,13 @@ def _publish(bootstrap: str, records: Sequence[OutRecord]) -> None:
 
 
 def run_projections_bench(
-    base: Settings, events: int, learners: int, repeat: int, console: Console
+    base: Settings, events: int, learners: int, repeat: int, processes: int, console: Console
 ) -> list[Figure]:
-    """Kafka, PostgreSQL and the projection worker, each the median of `repeat` rounds.
+    """Kafka, PostgreSQL and the projection worker (one process, then `processes`), each the
+    median of `repeat` rounds.
 
     The events are made once (the slow part, in memory) and published afresh each round to new
-    topics; each round's three measures share its scratch database, the worker's tables fresh.
+    topics; each worker run gets a fresh database, so it starts from empty read models.
     """
     inbound = bench_messages("bench", _messages_for(events, learners), learners)
     with Progress(console=console, transient=True) as bar:
@@ -266,7 +258,8 @@ def run_projections_bench(
         f"{len(inbound):,} inbound messages for {learners:,} learners made {len(template):,} events"
     )
     bootstrap = services.kafka_bootstrap(base)
-    figures: dict[str, list[Figure]] = {"kafka": [], "postgres": [], "projections": []}
+    runs = sorted({1, processes})
+    figures: dict[str, list[Figure]] = {"kafka": [], "postgres": []}
     for round_number in range(1, repeat + 1):
         prefix = f"bench-{secrets.token_hex(3)}."
         with scratch_database(base, prefix) as settings:
@@ -280,14 +273,20 @@ def run_projections_bench(
             figures["kafka"].append(raw_kafka(bootstrap, topic, len(template)))
             url = services.database_url(settings)
             figures["postgres"].append(raw_upsert(url, len(template), learners))
-            with Progress(console=console, transient=True) as bar:
-                task = bar.add_task("projection worker", total=len(template))
+        for count in runs:
+            with (
+                scratch_database(base, prefix) as settings,
+                Progress(console=console, transient=True) as bar,
+            ):
+                task = bar.add_task(f"projection worker, {count} process(es)", total=len(template))
 
                 def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
                     bar.update(task, completed=done)
 
-                figures["projections"].append(ledger_projections(settings, advance))
-    return [_median(figures[k]) for k in ("kafka", "postgres", "projections")]
+                figures.setdefault(f"p{count}", []).append(
+                    ledger_projections(settings, count, advance)
+                )
+    return [_median(figures[k]) for k in ("kafka", "postgres", *(f"p{n}" for n in runs))]
 
 
 def print_projections(console: Console, figures: list[Figure], learners: int, repeat: int) -> None:
@@ -351,7 +350,7 @@ def _apply_template(
             batch = read_batch(records[start : start + WORKER_BATCH])
             with conn.transaction():
                 for model in READ_MODELS:
-                    apply_batch(cur, model, schemas[model.name], batch, log_events=False)
+                    apply_batch(cur, model, schemas[model.name], batch)
             advance(len(batch.events))
 
 

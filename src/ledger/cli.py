@@ -133,7 +133,8 @@ def run(
         typer.Option(
             min=1,
             max=64,
-            help="Intake processes (one per core is best; default LEDGER_INTAKE_PROCESSES, 1).",
+            help="Processes for the intake and the projections (default: "
+            "LEDGER_INTAKE_PROCESSES, LEDGER_PROJECTION_PROCESSES, 1 each).",
         ),
     ] = None,
 ) -> None:
@@ -617,13 +618,20 @@ def bench_projections(
     events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 50_000,
     learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Worker processes to measure, beside one (default: cores)."
+        ),
+    ] = None,
 ) -> None:
     """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
     from ledger.bench_read import print_projections, run_projections_bench  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, "warning")
-    figures = run_projections_bench(settings, events, learners, repeat, out)
+    count = processes or min(os.cpu_count() or 1, settings.partitions)
+    figures = run_projections_bench(settings, events, learners, repeat, count, out)
     print_projections(out, figures, learners, repeat)
 
 

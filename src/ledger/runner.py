@@ -4,10 +4,11 @@ On SIGINT or SIGTERM every worker finishes the batch in hand (its transaction co
 back whole), closes its connections, and the process exits 0. Separate processes per worker
 (`ledger run intake`, ...) scale the same code out; the consumer groups share the partitions.
 
-The intake is the one worker that needs more than a core (it decides every command in Python),
-so `--processes N` (or `LEDGER_INTAKE_PROCESSES`) starts N-1 more intake-only processes beside
-this one. They are children: they stop with it, and one of them dying stops the run with exit
-status 1, as a crashing worker thread does.
+The intake and the projections can each use more than a core (they do their work in Python),
+so `--processes N` (or `LEDGER_INTAKE_PROCESSES`, `LEDGER_PROJECTION_PROCESSES`) starts N-1
+more processes of that worker beside this one, sharing the partitions in the consumer group.
+They are children: they stop with it, and one of them dying stops the run with exit status 1,
+as a crashing worker thread does.
 """
 
 from __future__ import annotations
@@ -90,23 +91,23 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
-def _intake_process(settings: Settings) -> None:
-    """Entry point of an extra intake process (started with spawn: no inherited threads)."""
+def _worker_process(settings: Settings, which: WorkerName) -> None:
+    """Entry point of an extra worker process (started with spawn: no inherited threads)."""
     configure_logging(settings.log_format, settings.log_level)
-    raise SystemExit(run(settings, WorkerName.INTAKE, processes=1))
+    raise SystemExit(run(settings, which, processes=1))
 
 
-def start_intake_processes(settings: Settings, count: int) -> list[BaseProcess]:
-    """Start `count` intake-only child processes."""
+def start_worker_processes(settings: Settings, which: WorkerName, count: int) -> list[BaseProcess]:
+    """Start `count` child processes running only the `which` worker."""
     context = multiprocessing.get_context("spawn")
     children: list[BaseProcess] = []
     for n in range(count):
         child = context.Process(
-            target=_intake_process, args=(settings,), name=f"ledger-intake-{n + 2}"
+            target=_worker_process, args=(settings, which), name=f"ledger-{which}-{n + 2}"
         )
         child.start()
         children.append(child)
-    log.info("runner.intake_processes", started=[c.pid for c in children])
+    log.info("runner.worker_processes", worker=str(which), started=[c.pid for c in children])
     return children
 
 
@@ -128,8 +129,15 @@ def run(settings: Settings, which: WorkerName, processes: int | None = None) -> 
     if which is WorkerName.API:
         return run_api(settings)
     tune_garbage_collector()
-    wanted = settings.intake_processes if processes is None else processes
-    extra = wanted - 1 if which in (WorkerName.ALL, WorkerName.INTAKE) else 0
+    # Extra processes for the workers that scale out by sharing partitions.
+    extra: dict[WorkerName, int] = {}
+    for worker, configured in (
+        (WorkerName.INTAKE, settings.intake_processes),
+        (WorkerName.PROJECTIONS, settings.projection_processes),
+    ):
+        if which in (WorkerName.ALL, worker):
+            wanted = configured if processes is None else processes
+            extra[worker] = wanted - 1
     pipeline = Pipeline(settings, which)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -138,9 +146,16 @@ def run(settings: Settings, which: WorkerName, processes: int | None = None) -> 
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    children = start_intake_processes(settings, extra) if extra > 0 else []
+    children = [
+        child
+        for worker, count in extra.items()
+        if count > 0
+        for child in start_worker_processes(settings, worker, count)
+    ]
     pipeline.start()
-    log.info("runner.started", workers=[w.name for w in pipeline.workers], processes=1 + extra)
+    log.info(
+        "runner.started", workers=[w.name for w in pipeline.workers], processes=1 + len(children)
+    )
     while not pipeline.stop_event.wait(0.5):
         for child in [c for c in children if not c.is_alive()]:
             children.remove(child)

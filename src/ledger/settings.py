@@ -8,6 +8,7 @@
 | `LEDGER_PARTITIONS` | partitions of each ledger topic when `stack up` creates it | 6 |
 | `LEDGER_INTAKE_BATCH` | most messages the intake decides in one transaction | 2000 |
 | `LEDGER_INTAKE_PROCESSES` | intake worker processes `ledger run` starts (one per core) | 1 |
+| `LEDGER_PROJECTION_PROCESSES` | projection worker processes `ledger run` starts | 1 |
 | `LEDGER_TOPIC_PREFIX` | prefix of the three topic names (tests use it to stay apart) | empty |
 | `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`), on 127.0.0.1 | 8080 |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
@@ -40,6 +41,7 @@ class Settings(BaseModel):
     partitions: int = Field(default=6, ge=1, le=256)
     intake_batch: int = Field(default=2000, ge=1, le=50_000)
     intake_processes: int = Field(default=1, ge=1, le=64)
+    projection_processes: int = Field(default=1, ge=1, le=64)
     api_port: int = Field(default=8080, ge=1, le=65535)
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
@@ -56,6 +58,7 @@ class Settings(BaseModel):
             "partitions": "LEDGER_PARTITIONS",
             "intake_batch": "LEDGER_INTAKE_BATCH",
             "intake_processes": "LEDGER_INTAKE_PROCESSES",
+            "projection_processes": "LEDGER_PROJECTION_PROCESSES",
             "api_port": "LEDGER_API_PORT",
             "topic_prefix": "LEDGER_TOPIC_PREFIX",
             "log_format": "LEDGER_LOG_FORMAT",

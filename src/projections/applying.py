@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from psycopg import Cursor
 
@@ -51,47 +50,47 @@ def apply_batch(
     model: ReadModel,
     schema: str,
     batch: Batch,
-    *,
-    log_events: bool,
-) -> int:
-    """Apply the batch's new events to `model`'s tables in `schema`; return how many.
+) -> set[tuple[str, int]]:
+    """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
 
     An event is new when its version is above the one stored for its aggregate. Rows of the
     batch's learners and specializations are loaded once, changed in memory, written back
     once; the versions and offsets go in the same transaction (the caller's).
     """
-    valid = [(r, e) for r, e in batch.events if e is not None]
-    seen = positions.load_versions(cur, schema, (e.aggregate_id for _, e in valid))
-    fresh: list[tuple[Record, LedgerEvent]] = []
-    changed: dict[UUID, int] = {}
-    for record, event in valid:
+    valid = [e for _, e in batch.events if e is not None]
+    seen = positions.load_versions(cur, schema, {e.aggregate_id for e in valid})
+    fresh: list[LedgerEvent] = []
+    changed: dict[str, int] = {}
+    for event in valid:
         if event.version <= seen.get(event.aggregate_id, 0):
-            if log_events:
-                _log(model, record, event, "already_applied")
             continue
         seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
-        fresh.append((record, event))
+        fresh.append(event)
     rows = model.rows()
-    rows.load(cur, schema, sorted({e.subject for _, e in fresh}))
-    for record, event in fresh:
+    rows.load(cur, schema, sorted({e.subject for e in fresh}))
+    for event in fresh:
         model.apply(rows, event)
-        if log_events:
-            _log(model, record, event, "applied")
     rows.flush(cur, schema)
     positions.save_versions(cur, schema, changed)
     positions.save_offsets(cur, schema, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
-    return len(fresh)
+    return {(e.aggregate_id, e.version) for e in fresh}
 
 
-def _log(model: ReadModel, record: Record, event: LedgerEvent, outcome: str) -> None:
-    log.info(
-        "projections.event",
-        projection=model.name,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        event_id=f"{event.aggregate_id}:{event.version}",
-        type=event.type,
-        subject=event.subject,
-        outcome=outcome,
-    )
+def log_batch(batch: Batch, applied: dict[str, set[tuple[str, int]]]) -> None:
+    """One log line per event handled: which read models applied it (none: a duplicate)."""
+    for record, event in batch.events:
+        if event is None:
+            continue  # read_batch logged it as malformed
+        identity = (event.aggregate_id, event.version)
+        models = [name for name, done in applied.items() if identity in done]
+        log.info(
+            "projections.event",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=f"{event.aggregate_id}:{event.version}",
+            type=event.type,
+            subject=event.subject,
+            outcome="applied" if models else "already_applied",
+            read_models=models,
+        )

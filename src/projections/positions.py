@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
-from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
@@ -34,23 +33,25 @@ def ddl(schema: str) -> list[Composed]:
     ]
 
 
-def load_versions(cur: Cur, schema: str, aggregate_ids: Iterable[UUID]) -> dict[UUID, int]:
+def load_versions(cur: Cur, schema: str, aggregate_ids: Iterable[str]) -> dict[str, int]:
+    """The version applied last, per aggregate (ids as text, as events carry them)."""
     cur.execute(
-        SQL("SELECT aggregate_id, version FROM {s}._versions WHERE aggregate_id = ANY(%b)").format(
-            s=Identifier(schema)
-        ),
+        SQL(
+            "SELECT aggregate_id::text, version FROM {s}._versions"
+            " WHERE aggregate_id = ANY(%b::text[]::uuid[])"
+        ).format(s=Identifier(schema)),
         (list(set(aggregate_ids)),),
     )
     return {a: int(v) for a, v in cur.fetchall()}
 
 
-def save_versions(cur: Cur, schema: str, versions: dict[UUID, int]) -> None:
+def save_versions(cur: Cur, schema: str, versions: dict[str, int]) -> None:
     if not versions:
         return
     cur.execute(
         SQL(
             "INSERT INTO {s}._versions (aggregate_id, version)"
-            " SELECT * FROM unnest(%b::uuid[], %b::bigint[])"
+            " SELECT * FROM unnest(%b::text[]::uuid[], %b::bigint[])"
             " ON CONFLICT (aggregate_id) DO UPDATE SET version = EXCLUDED.version"
         ).format(s=Identifier(schema)),
         (list(versions), list(versions.values())),

@@ -68,7 +68,7 @@ def rebuild(
                     continue
                 batch = read_batch(records)
                 with conn.transaction(), conn.cursor() as cur:
-                    applied += apply_batch(cur, model, generation.schema, batch, log_events=False)
+                    applied += len(apply_batch(cur, model, generation.schema, batch))
                 records_read += len(records)
                 done.update(batch.next_offsets)
                 if progress is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from psycopg import Cursor
@@ -43,12 +44,20 @@ class Table:
     scope: str
     indexes: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
+    @cached_property
+    def column_set(self) -> frozenset[str]:
+        return frozenset(self.column_names)
+
+    @cached_property
+    def list_columns(self) -> tuple[str, ...]:
+        return tuple(c for c, t in self.columns if t == "jsonb")
+
     def key_of(self, row: Mapping[str, Any]) -> Key:
-        return tuple(row[c] for c in self.key)
+        return tuple([row[c] for c in self.key])
 
     def ddl(self, schema: str) -> Composed:
         columns = SQL(", ").join(
@@ -165,6 +174,8 @@ class _Loaded:
     rows: dict[Key, Row] = field(default_factory=dict)
     original: dict[Key, Row] = field(default_factory=dict)
     deleted: set[Key] = field(default_factory=set)
+    #: The rows again, by their scope value (learner id): what `where` looks in.
+    by_scope: dict[Any, dict[Key, Row]] = field(default_factory=dict)
 
 
 class Rows:
@@ -186,7 +197,8 @@ class Rows:
             cur.execute(table.select_sql(schema), (list(scope),))
             names = table.column_names
             loaded = self._loaded[table.name]
-            lists = [n for n, t in table.columns if t == "jsonb"]
+            lists = table.list_columns
+            scope_column = table.scope
             for values in cur.fetchall():
                 row = dict(zip(names, values, strict=True))
                 for name in lists:
@@ -195,6 +207,7 @@ class Rows:
                 key = table.key_of(row)
                 loaded.rows[key] = row
                 loaded.original[key] = dict(row)
+                loaded.by_scope.setdefault(row[scope_column], {})[key] = row
 
     def flush(self, cur: Cur, schema: str) -> int:
         """Write back what changed: upserts, deletes and counter increments. Returns rows."""
@@ -214,7 +227,7 @@ class Rows:
             deltas = {k: v for k, v in self._deltas[counters.name].items() if any(v)}
             if not deltas:
                 continue
-            keys = list(deltas)
+            keys = sorted(deltas)  # one lock order for every worker process: no deadlock
             arrays = [[k[i] for k in keys] for i in range(len(counters.key))]
             arrays += [[deltas[k][j] for k in keys] for j in range(len(counters.figures))]
             cur.execute(counters.increment_sql(schema), arrays)
@@ -229,12 +242,15 @@ class Rows:
     def put(self, table: str, row: Row) -> Row:
         """Insert or replace a whole row (every column must be given)."""
         spec = self.tables[table]
-        missing = set(spec.column_names) - set(row)
-        if missing:
-            raise KeyError(f"{table} row lacks {sorted(missing)}")
+        if not spec.column_set <= row.keys():
+            raise KeyError(f"{table} row lacks {sorted(spec.column_set - row.keys())}")
         key = spec.key_of(row)
         loaded = self._loaded[table]
+        old = loaded.rows.get(key)
+        if old is not None and old[spec.scope] != row[spec.scope]:
+            loaded.by_scope[old[spec.scope]].pop(key, None)
         loaded.rows[key] = row
+        loaded.by_scope.setdefault(row[spec.scope], {})[key] = row
         loaded.deleted.discard(key)
         return row
 
@@ -245,12 +261,21 @@ class Rows:
 
     def delete(self, table: str, *key: Any) -> None:
         loaded = self._loaded[table]
-        if loaded.rows.pop(tuple(key), None) is not None:
+        row = loaded.rows.pop(tuple(key), None)
+        if row is not None:
             loaded.deleted.add(tuple(key))
+            loaded.by_scope[row[self.tables[table].scope]].pop(tuple(key), None)
 
     def where(self, table: str, **equal: Any) -> Iterator[Row]:
-        """The loaded rows of `table` whose columns equal the given values."""
-        for row in self._loaded[table].rows.values():
+        """The loaded rows of `table` whose columns equal the given values (looked up by the
+        table's scope column when it is one of them, as handlers always give it)."""
+        loaded = self._loaded[table]
+        scope = self.tables[table].scope
+        if scope in equal:
+            candidates = list(loaded.by_scope.get(equal.pop(scope), {}).values())
+        else:
+            candidates = list(loaded.rows.values())
+        for row in candidates:
             if all(row[c] == v for c, v in equal.items()):
                 yield row
 

@@ -17,7 +17,7 @@ from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from ledger.settings import Settings
 from projections import generations, positions
-from projections.applying import apply_batch, read_batch
+from projections.applying import apply_batch, log_batch, read_batch
 from projections.catalog import READ_MODELS
 from projections.model import ReadModel
 
@@ -139,12 +139,13 @@ class ProjectionWorker:
         """Apply a batch to every read model in one transaction; return events applied."""
         batch = read_batch(records)
         conn = self._db()
-        applied = 0
+        applied: dict[str, set[tuple[str, int]]] = {}
         with conn.transaction(), conn.cursor() as cur:
             for model in self.read_models:
                 generation = generations.live(cur, model.name, lock=True)
                 if generation is None or generation.schema != self._schemas.get(model.name):
                     log.info("projections.switched", projection=model.name)
                     raise _Switched(model.name)
-                applied += apply_batch(cur, model, generation.schema, batch, log_events=True)
-        return applied
+                applied[model.name] = apply_batch(cur, model, generation.schema, batch)
+        log_batch(batch, applied)
+        return sum(len(a) for a in applied.values())

@@ -158,7 +158,7 @@ def test_two_intake_processes_share_the_partitions_and_stop_together(
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     children = [
-        pid for line in log_lines(log, "runner.intake_processes") for pid in line["started"]
+        pid for line in log_lines(log, "runner.worker_processes") for pid in line["started"]
     ]
     assert len(children) == 1
     with pytest.raises(ProcessLookupError):

@@ -85,7 +85,7 @@ def _as_ledger_event(event: Any, subject: str) -> LedgerEvent:
     data = event_data(event)
     at = getattr(event, "at", None)
     return LedgerEvent(
-        aggregate_id=event.originator_id,
+        aggregate_id=str(event.originator_id),
         version=event.originator_version,
         type=event_type(type(event)),
         subject=subject,

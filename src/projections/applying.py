@@ -53,31 +53,37 @@ def apply_batch(
 ) -> set[tuple[str, int]]:
     """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
 
-    An event is new when its version is above the one stored for its aggregate. Rows of the
-    batch's learners and specializations are loaded once, changed in memory, written back
-    once; the versions and offsets go in the same transaction (the caller's).
+    Only events the model has a handler for are considered: the others change nothing in it,
+    so it neither loads rows nor records versions for them (a duplicate of such an event is
+    harmless too). An event is new when its version is above the one stored for its
+    aggregate. Rows of the learners and specializations concerned are loaded once, changed in
+    memory, written back once; versions and offsets go in the same transaction (the caller's).
     """
-    valid = [e for _, e in batch.events if e is not None]
-    seen = positions.load_versions(cur, schema, {e.aggregate_id for e in valid})
+    handlers = model.handlers
+    relevant = [e for _, e in batch.events if e is not None and e.kind in handlers]
     fresh: list[LedgerEvent] = []
     changed: dict[str, int] = {}
-    for event in valid:
-        if event.version <= seen.get(event.aggregate_id, 0):
-            continue
-        seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
-        fresh.append(event)
-    rows = model.rows()
-    rows.load(cur, schema, sorted({e.subject for e in fresh}))
-    for event in fresh:
-        model.apply(rows, event)
-    rows.flush(cur, schema)
-    positions.save_versions(cur, schema, changed)
+    if relevant:
+        seen = positions.load_versions(cur, schema, {e.aggregate_id for e in relevant})
+        for event in relevant:
+            if event.version <= seen.get(event.aggregate_id, 0):
+                continue
+            seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
+            fresh.append(event)
+    if fresh:
+        rows = model.rows()
+        rows.load(cur, schema, sorted({e.subject for e in fresh}))
+        for event in fresh:
+            model.apply(rows, event)
+        rows.flush(cur, schema)
+        positions.save_versions(cur, schema, changed)
     positions.save_offsets(cur, schema, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
     return {(e.aggregate_id, e.version) for e in fresh}
 
 
 def log_batch(batch: Batch, applied: dict[str, set[tuple[str, int]]]) -> None:
-    """One log line per event handled: which read models applied it (none: a duplicate)."""
+    """One log line per event handled: which read models applied it (none: a duplicate, or an
+    event no read model shows)."""
     for record, event in batch.events:
         if event is None:
             continue  # read_batch logged it as malformed
@@ -91,6 +97,6 @@ def log_batch(batch: Batch, applied: dict[str, set[tuple[str, int]]]) -> None:
             event_id=f"{event.aggregate_id}:{event.version}",
             type=event.type,
             subject=event.subject,
-            outcome="applied" if models else "already_applied",
+            outcome="applied" if models else "unchanged",
             read_models=models,
         )

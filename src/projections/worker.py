@@ -44,9 +44,11 @@ class ProjectionWorker:
         settings: Settings,
         database_url: str,
         bootstrap: str,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
         read_models: Sequence[ReadModel] = READ_MODELS,
     ) -> None:
+        # Each batch costs a few statements per read model whatever its size; 5,000 records
+        # per batch measured about 15% faster than 2,000 (`ledger bench projections`).
         self.settings = settings
         self.database_url = database_url
         self.bootstrap = bootstrap

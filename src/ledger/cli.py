@@ -648,6 +648,19 @@ def bench_queries(
     print_queries(out, run_queries_bench(settings, learners, samples, out))
 
 
+@bench_app.command("audit")
+def bench_audit(
+    events: Annotated[int, typer.Option(min=10, help="Events in the learner's history.")] = 1_000,
+    samples: Annotated[int, typer.Option(min=1, help="Timed calls of each query.")] = 20,
+) -> None:
+    """`audit history` of a long history (with and without --as-of) and `audit verify`'s rate."""
+    from ledger.bench_audit import print_audit, run_audit_bench  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    print_audit(out, run_audit_bench(settings, events, samples, out))
+
+
 @app.command("demo")
 def demo(
     learners: Annotated[

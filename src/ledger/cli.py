@@ -62,7 +62,8 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
-out = Console()
+# Off a terminal rich assumes 80 columns and squeezes tables; logs and CI output are wider.
+out = Console() if sys.stdout.isatty() else Console(width=140)
 err = Console(stderr=True)
 
 

@@ -566,24 +566,30 @@ def rejections_retry(rejection_id: int) -> None:
     out.print(f"re-submitted rejection {rejection_id} to {settings.intake_topic}")
 
 
+#: How many worker processes a benchmark measures beside one.
+BenchProcesses = Annotated[
+    int | None,
+    typer.Option(min=1, max=64, help="Worker processes to measure, beside one (default: cores)."),
+]
+
+
+def _bench_processes(settings: Settings, processes: int | None) -> int:
+    return processes or min(os.cpu_count() or 1, settings.partitions)
+
+
 @bench_app.command("intake")
 def bench_intake(
     messages: Annotated[int, typer.Option(min=100, help="Messages to publish.")] = 50_000,
     learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 5_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
-    processes: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=64, help="Intake processes to measure, beside one (default: cores)."
-        ),
-    ] = None,
+    processes: BenchProcesses = None,
 ) -> None:
     """Intake commands/s beside kafka-python consuming and eventsourcing saving, same run."""
     from ledger.bench import print_figures, run_intake_bench  # noqa: PLC0415 - only needed here
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, "warning")
-    count = processes or min(os.cpu_count() or 1, settings.partitions)
+    count = _bench_processes(settings, processes)
     figures = run_intake_bench(settings, messages, learners, repeat, count, out)
     print_figures(
         out,
@@ -619,19 +625,14 @@ def bench_projections(
     events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 50_000,
     learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
-    processes: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=64, help="Worker processes to measure, beside one (default: cores)."
-        ),
-    ] = None,
+    processes: BenchProcesses = None,
 ) -> None:
     """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
     from ledger.bench_read import print_projections, run_projections_bench  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings.log_format, "warning")
-    count = processes or min(os.cpu_count() or 1, settings.partitions)
+    count = _bench_processes(settings, processes)
     figures = run_projections_bench(settings, events, learners, repeat, count, out)
     print_projections(out, figures, learners, repeat)
 

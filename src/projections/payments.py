@@ -59,7 +59,9 @@ def _set(
     row.update(state=state, reason=reason, detail=detail, updated_at=event.time)
 
 
-def on_course_paid(rows: Rows, event: LedgerEvent) -> None:
+def _recorded(
+    rows: Rows, event: LedgerEvent, state: str, reason: str | None, detail: str | None
+) -> None:
     d = event.data
     rows.put(
         "payments",
@@ -70,31 +72,20 @@ def on_course_paid(rows: Rows, event: LedgerEvent) -> None:
             "amount": Decimal(d["amount"]),
             "currency": d["currency"],
             "captured_at": event.time,
-            "state": "captured",
-            "reason": None,
-            "detail": None,
+            "state": state,
+            "reason": reason,
+            "detail": detail,
             "updated_at": event.time,
         },
     )
+
+
+def on_course_paid(rows: Rows, event: LedgerEvent) -> None:
+    _recorded(rows, event, "captured", None, None)
 
 
 def on_to_be_returned(rows: Rows, event: LedgerEvent) -> None:
-    d = event.data
-    rows.put(
-        "payments",
-        {
-            "learner_id": event.subject,
-            "payment_id": d["payment_id"],
-            "course_id": d["course_id"],
-            "amount": Decimal(d["amount"]),
-            "currency": d["currency"],
-            "captured_at": event.time,
-            "state": "to_be_returned",
-            "reason": d["reason"],
-            "detail": d["detail"],
-            "updated_at": event.time,
-        },
-    )
+    _recorded(rows, event, "to_be_returned", event.data["reason"], event.data["detail"])
 
 
 def on_refund_granted(rows: Rows, event: LedgerEvent) -> None:

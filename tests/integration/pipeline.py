@@ -64,3 +64,17 @@ def dumps(settings: Settings) -> dict[str, Any]:
                 schema = generations.live_schema(cur, model.name)
             result[model.name] = table_dump(conn, schema, model)
         return result
+
+
+def scenario_projected(settings: Settings) -> Settings:
+    """The read scenario (tests/read_scenario.py) stored, relayed and projected."""
+    from .. import read_scenario
+
+    ledger = open_ledger(settings)
+    try:
+        read_scenario.build(ledger)
+    finally:
+        ledger.close()
+    relay_all(settings)
+    project_all(settings)
+    return settings

@@ -23,21 +23,14 @@ from .. import read_scenario
 from ..read_scenario import AT
 from ..scenarios import DS
 from .conftest import cli_env, ledger_cli
-from .pipeline import project_all, relay_all
+from .pipeline import project_all, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def audited(own_settings: Settings) -> Settings:
-    ledger = open_ledger(own_settings)
-    try:
-        read_scenario.build(ledger)
-    finally:
-        ledger.close()
-    relay_all(own_settings)
-    project_all(own_settings)
-    return own_settings
+    return scenario_projected(own_settings)
 
 
 def test_verify_names_the_learner_and_event_altered_by_sql(audited: Settings) -> None:

@@ -22,23 +22,15 @@ from projections.eligibility import eligibility
 from projections.learner_progress import learner_progress
 from projections.rebuild import rebuild, table_dump
 
-from .. import read_scenario
 from ..scenarios import DS
-from .pipeline import dumps, project_all, relay_all
+from .pipeline import dumps, project_all, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def projected(own_settings: Settings) -> Settings:
-    ledger = open_ledger(own_settings)
-    try:
-        read_scenario.build(ledger)
-    finally:
-        ledger.close()
-    relay_all(own_settings)
-    project_all(own_settings)
-    return own_settings
+    return scenario_projected(own_settings)
 
 
 def test_every_read_model_gives_the_known_answers(projected: Settings) -> None:

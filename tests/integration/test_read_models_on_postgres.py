@@ -7,7 +7,13 @@ applies it.
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,8 +27,11 @@ from projections.catalog import READ_MODELS
 from projections.eligibility import eligibility
 from projections.learner_progress import learner_progress
 from projections.rebuild import rebuild, table_dump
+from projections.status import projection_lag
 
+from .. import read_scenario
 from ..scenarios import DS
+from .conftest import cli_env, fresh_settings, wait_for
 from .pipeline import dumps, project_all, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
@@ -113,3 +122,53 @@ def test_a_rebuild_gives_byte_identical_tables(projected: Settings) -> None:
         schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
     assert result.generation.schema in schemas
     assert result.replaced.schema not in schemas
+
+
+def test_two_projection_processes_build_the_same_tables(
+    own_settings: Settings, base_settings: Settings, tmp_path: Path
+) -> None:
+    """`ledger run projections --processes 2`, both processes in the group before the events
+    come, gives the tables one in-process worker builds from the same log."""
+    settings = own_settings
+    ledger = Path(sys.executable).with_name("ledger")
+    log = tmp_path / "projections.log"
+    process = subprocess.Popen(
+        [str(ledger), "run", "projections", "--processes", "2"],
+        env=cli_env(settings),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def lines(event: str) -> list[dict[str, Any]]:
+        found = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+        return [x for x in found if x.get("event") == event]
+
+    def both_assigned() -> bool:
+        latest = {x["pid"]: x["assigned"] for x in lines("projections.positions")}
+        return len(latest) == 2 and all(latest.values())
+
+    url = services.database_url(settings)
+    bootstrap = services.kafka_bootstrap(settings)
+
+    def caught_up() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            lags = projection_lag(conn, bootstrap, settings.events_topic)
+        return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+
+    try:
+        wait_for(both_assigned, 90, "both projection processes in the group")
+        stored = open_ledger(settings)
+        try:
+            read_scenario.build(stored)
+        finally:
+            stored.close()
+        relay_all(settings)
+        wait_for(caught_up, 120, "two projection processes")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log.read_text()[-2000:]
+    assert len({x["pid"] for x in lines("projections.event")}) == 2, "both applied events"
+    with fresh_settings(base_settings) as other:
+        single = other.model_copy(update={"topic_prefix": settings.topic_prefix})
+        project_all(single)
+        assert dumps(settings) == dumps(single)

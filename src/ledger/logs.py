@@ -40,7 +40,9 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
         if use_json
         else [*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line (message and newline together): the processes of
+        # `ledger run --processes N` share the stream, and must not interleave their lines.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     # kafka-python logs every failed reconnect at WARNING/ERROR; while a broker is away that is

@@ -4,26 +4,29 @@ Applying events one SQL statement at a time caps a projection at a few thousand 
 second. Instead, for each batch, the worker loads every row of the learners (and
 specializations) the batch touches, in one query per table; the read model's handlers change
 those rows as plain dicts; and only the rows that differ from what was loaded are written back,
-one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` per table. Aggregates over many
-learners (the retention funnel) are `Counters`: handlers add deltas, written as increments.
+one `INSERT ... SELECT FROM json_populate_recordset(...) ON CONFLICT DO UPDATE` per table: the
+rows go as one JSON document written by orjson, which costs a fraction of binding arrays
+column by column in Python. Aggregates over many learners (the retention funnel) are
+`Counters`: handlers add deltas, written as increments.
 
 A `Table` is declared once (columns with their PostgreSQL types, primary key, the column that
 scopes it to a learner or a specialization) and gives its DDL, its load query and its upsert.
-Lists are `jsonb` columns, which bulk-load as one array like any other type; they load as
-tuples, so a handler cannot change one in place behind the change detection (which compares
-each row with a shallow copy taken at load): it assigns a new tuple instead.
+Lists are `jsonb` columns; they load as tuples, so a handler cannot change one in place behind
+the change detection (which compares each row with a shallow copy taken at load): it assigns a
+new tuple instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import orjson
 from psycopg import Cursor
 from psycopg.sql import SQL, Composed, Identifier
-from psycopg.types.json import Jsonb
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -91,6 +94,7 @@ class Table:
         )
 
     def upsert_sql(self, schema: str) -> Composed:
+        """Insert or update the rows of one JSON array of objects (see `rows_json`)."""
         names = self.column_names
         others = [c for c in names if c not in self.key]
         update = (
@@ -99,14 +103,15 @@ class Table:
             if others
             else SQL("DO NOTHING")
         )
+        cols = SQL(", ").join(map(Identifier, names))
         return (
             SQL(
-                "INSERT INTO {s}.{t} ({cols}) SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) "
+                "INSERT INTO {s}.{t} ({cols}) SELECT {cols}"
+                " FROM json_populate_recordset(NULL::{s}.{t}, %s::json) ON CONFLICT ({key}) "
             ).format(
                 s=Identifier(schema),
                 t=Identifier(self.name),
-                cols=SQL(", ").join(map(Identifier, names)),
-                arrays=SQL(", ").join(SQL("%b::{}[]").format(SQL(t)) for _, t in self.columns),
+                cols=cols,
                 key=SQL(", ").join(map(Identifier, self.key)),
             )
             + update
@@ -122,15 +127,19 @@ class Table:
             ),
         )
 
-    def column_arrays(self, rows: Sequence[Row]) -> list[list[Any]]:
-        """The rows as one list per column, jsonb values wrapped for psycopg."""
-        arrays: list[list[Any]] = []
-        for name, pg_type in self.columns:
-            if pg_type == "jsonb":
-                arrays.append([None if r[name] is None else Jsonb(r[name]) for r in rows])
-            else:
-                arrays.append([r[name] for r in rows])
-        return arrays
+    def rows_json(self, rows: Sequence[Row]) -> str:
+        """The rows as one JSON array (decimals as strings, times in ISO 8601, tuples as
+        arrays): what `upsert_sql` reads with `json_populate_recordset`."""
+        names = self.column_names
+        return orjson.dumps(
+            [{c: r[c] for c in names} for r in rows], default=_json_default
+        ).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to a read-model row")
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,7 @@ class Rows:
             loaded = self._loaded[table.name]
             changed = [row for key, row in loaded.rows.items() if loaded.original.get(key) != row]
             if changed:
-                cur.execute(table.upsert_sql(schema), table.column_arrays(changed))
+                cur.execute(table.upsert_sql(schema), (table.rows_json(changed),))
                 written += len(changed)
             gone = [key for key in loaded.deleted if key in loaded.original]
             if gone:

@@ -10,6 +10,7 @@ replayed one message at a time, so one bad message never holds up the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -143,8 +144,13 @@ class IntakeWorker:
         if not records:
             return False
         outcomes = self.handle_records(records)
-        for outcome in outcomes:
-            self._log(outcome)
+        if log.is_enabled_for(logging.INFO):
+            for outcome in outcomes:
+                self._log(outcome)
+        else:  # rejections are warnings: still one line each
+            for outcome in outcomes:
+                if outcome.status == "rejected":
+                    self._log(outcome)
         ends: dict[tuple[str, int], int] = {}
         for record in records:
             ends[(record.topic, record.partition)] = record.offset + 1

@@ -95,6 +95,10 @@ class IntakeWorker:
 
     # Consumer lifecycle
 
+    def consumer(self) -> Consumer:
+        """The group member, connected and subscribed on first use."""
+        return self._connect()
+
     def _connect(self) -> Consumer:
         if self._consumer is None:
             consumer = Consumer(

@@ -11,6 +11,8 @@ a database and topics of its own, created for the run and dropped after it.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import queue
 import random
 import secrets
 import statistics
@@ -207,9 +209,17 @@ def raw_kafka(bootstrap: str, topic: str, expected: int) -> Figure:
     return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
 
 
-def _worker_child(settings: Settings, kind: str, started: Queue[float], stop: EventType) -> None:
-    """One worker process of a benchmark (`kind` intake or projections): report when it first
-    handled records, then run until told to stop."""
+def _worker_child(
+    settings: Settings,
+    kind: str,
+    assigned: Queue[tuple[int, int]],
+    go: EventType,
+    started: Queue[float],
+    stop: EventType,
+) -> None:
+    """One worker process of a benchmark (`kind` intake or projections): join the group and
+    hand out nothing (reporting how many partitions it holds) until `go`; then report when it
+    first handled records, and run until told to stop."""
     configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
     bootstrap = services.kafka_bootstrap(settings)
@@ -219,8 +229,18 @@ def _worker_child(settings: Settings, kind: str, started: Queue[float], stop: Ev
         if ledger is not None
         else ProjectionWorker(settings, services.database_url(settings), bootstrap)
     )
+    consumer = worker.consumer()
+    consumer.hold()
+    held = -1
     first: float | None = None
     try:
+        while not go.is_set() and not stop.is_set():
+            worker.step()  # joins the group; the held consumer hands out no records
+            count = len(consumer.assignment())
+            if count != held:
+                held = count
+                assigned.put((os.getpid(), count))
+        consumer.release()
         while not stop.is_set():
             before = time.monotonic()
             if worker.step() and first is None:
@@ -232,6 +252,24 @@ def _worker_child(settings: Settings, kind: str, started: Queue[float], stop: Ev
             ledger.close()
 
 
+def _wait_for_group(
+    assigned: Queue[tuple[int, int]], processes: int, partitions: int, timeout_s: float = 120.0
+) -> None:
+    """Until every process holds some partitions and together they hold them all."""
+    latest: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, count = assigned.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        latest[pid] = count
+        shared = len(latest) == processes and all(latest.values())
+        if shared and sum(latest.values()) == partitions:
+            return
+    raise LedgerError(f"the benchmark's {processes} processes did not share the partitions")
+
+
 def run_worker_processes(
     settings: Settings,
     kind: str,
@@ -240,13 +278,20 @@ def run_worker_processes(
     expected: int,
     progress: Callable[[int], None],
 ) -> tuple[float, int]:
-    """Run `processes` benchmark workers of `kind` until `done_so_far()` reaches `expected`;
-    return the seconds from the first poll that returned records to then, and the count."""
+    """Run `processes` benchmark workers of `kind`, all in the group before any starts, until
+    `done_so_far()` reaches `expected`; return the seconds from the first poll that returned
+    records to then, and the count."""
     context = multiprocessing.get_context("spawn")
+    assigned: Queue[tuple[int, int]] = context.Queue()
     started: Queue[float] = context.Queue()
+    go = context.Event()
     stop = context.Event()
     children = [
-        context.Process(target=_worker_child, args=(settings, kind, started, stop), daemon=True)
+        context.Process(
+            target=_worker_child,
+            args=(settings, kind, assigned, go, started, stop),
+            daemon=True,
+        )
         for _ in range(processes)
     ]
     done = 0
@@ -254,6 +299,8 @@ def run_worker_processes(
     try:
         for child in children:
             child.start()
+        _wait_for_group(assigned, processes, settings.partitions)
+        go.set()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             done = done_so_far()

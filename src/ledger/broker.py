@@ -124,9 +124,23 @@ class Consumer:
             raise _unavailable(error, "reading topic metadata", self.bootstrap) from error
         self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
 
+    #: While held, the consumer stays in its group but hands out no records (see `hold`).
+    held = False
+
+    def hold(self) -> None:
+        """Stay in the group but hand out nothing until `release`: benchmarks let every worker
+        process join first, so they measure work rather than the group forming."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        self._consumer.resume(*self._consumer.assignment())
+
     def poll(self, timeout_ms: int) -> list[Record]:
         """The next records of the assigned partitions, oldest first within each partition."""
         try:
+            if self.held:
+                return self._poll_held(timeout_ms)
             batches = self._consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as error:
             raise _unavailable(error, "polling", self.bootstrap) from error
@@ -145,6 +159,17 @@ class Consumer:
                 for r in batch
             )
         return records
+
+    def _poll_held(self, timeout_ms: int) -> list[Record]:
+        # Partitions assigned by a rebalance inside this very poll are not paused yet: put
+        # back anything they returned, so it is handed out after `release`.
+        self._consumer.pause(*self._consumer.assignment())
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        for tp, batch in batches.items():
+            if batch:
+                self._consumer.seek(tp, batch[0].offset)
+        self._consumer.pause(*self._consumer.assignment())
+        return []
 
     def assign_all(self, topic: str) -> list[tuple[str, int]]:
         """Read every partition of `topic` from its beginning, outside any group (a rebuild)."""

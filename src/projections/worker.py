@@ -66,6 +66,10 @@ class ProjectionWorker:
             self._conn = psycopg.connect(self.database_url, connect_timeout=5, autocommit=True)
         return self._conn
 
+    def consumer(self) -> Consumer:
+        """The group member, connected and subscribed on first use."""
+        return self._connect()
+
     def _connect(self) -> Consumer:
         if self._consumer is None:
             consumer = Consumer(

@@ -17,10 +17,11 @@ import random
 import secrets
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -324,7 +325,7 @@ def run_worker_processes(
 
 
 def ledger_intake(
-    settings: Settings, expected: int, processes: int, progress: Callable[[int], None]
+    settings: Settings, processes: int, progress: Callable[[int], None], expected: int
 ) -> Figure:
     """The real intake worker in `processes` processes, from the first poll that returned
     records to the commit of the last one (seen in the intake positions in PostgreSQL)."""
@@ -405,20 +406,44 @@ def run_intake_bench(
             )
             url = services.database_url(settings)
             figures.setdefault("es", []).append(raw_eventsourcing(url, len(records), 500))
-        for count in runs:
-            with (
-                scratch_database(base, prefix) as settings,
-                Progress(console=console, transient=True) as bar,
-            ):
-                task = bar.add_task(f"ledger intake, {count} process(es)", total=len(records))
-
-                def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
-                    bar.update(task, completed=done)
-
-                figures.setdefault(f"intake{count}", []).append(
-                    ledger_intake(settings, len(records), count, advance)
-                )
+        for count, figure in per_process_count(
+            base,
+            prefix,
+            runs,
+            len(records),
+            "ledger intake",
+            partial(ledger_intake, expected=len(records)),
+            console,
+        ):
+            figures.setdefault(f"intake{count}", []).append(figure)
     return [_median(figures[k]) for k in ("kafka", "es", *(f"intake{n}" for n in runs))]
+
+
+Measure = Callable[[Settings, int, Callable[[int], None]], Figure]
+
+
+def per_process_count(
+    base: Settings,
+    prefix: str,
+    runs: Sequence[int],
+    total: int,
+    label: str,
+    measure: Measure,
+    console: Console,
+) -> Iterator[tuple[int, Figure]]:
+    """`measure` once per process count in `runs`, each on a fresh database beside the topics
+    named by `prefix`, with a progress bar up to `total`."""
+    for count in runs:
+        with (
+            scratch_database(base, prefix) as settings,
+            Progress(console=console, transient=True) as bar,
+        ):
+            task = bar.add_task(f"{label}, {count} process(es)", total=total)
+
+            def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=done)
+
+            yield count, measure(settings, count, advance)
 
 
 def _median(runs: list[Figure]) -> Figure:

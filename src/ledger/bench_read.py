@@ -32,7 +32,7 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Composed, Identifier
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 from rich.table import Table
 
 from commands.cloudevents import RejectedMessage, parse
@@ -42,6 +42,7 @@ from ledger.bench import (
     Figure,
     _median,
     bench_messages,
+    per_process_count,
     print_figures,
     raw_kafka,
     run_worker_processes,
@@ -273,19 +274,10 @@ def run_projections_bench(
             figures["kafka"].append(raw_kafka(bootstrap, topic, len(template)))
             url = services.database_url(settings)
             figures["postgres"].append(raw_upsert(url, len(template), learners))
-        for count in runs:
-            with (
-                scratch_database(base, prefix) as settings,
-                Progress(console=console, transient=True) as bar,
-            ):
-                task = bar.add_task(f"projection worker, {count} process(es)", total=len(template))
-
-                def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
-                    bar.update(task, completed=done)
-
-                figures.setdefault(f"p{count}", []).append(
-                    ledger_projections(settings, count, advance)
-                )
+        for count, figure in per_process_count(
+            base, prefix, runs, len(template), "projection worker", ledger_projections, console
+        ):
+            figures.setdefault(f"p{count}", []).append(figure)
     return [_median(figures[k]) for k in ("kafka", "postgres", *(f"p{n}" for n in runs))]
 
 

@@ -573,6 +573,13 @@ BenchProcesses = Annotated[
 ]
 
 
+def _bench_settings() -> Settings:
+    """Settings for a benchmark: worker logs at warning, or they would be what is measured."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, "warning")
+    return settings
+
+
 def _bench_processes(settings: Settings, processes: int | None) -> int:
     return processes or min(os.cpu_count() or 1, settings.partitions)
 
@@ -587,8 +594,7 @@ def bench_intake(
     """Intake commands/s beside kafka-python consuming and eventsourcing saving, same run."""
     from ledger.bench import print_figures, run_intake_bench  # noqa: PLC0415 - only needed here
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, "warning")
+    settings = _bench_settings()
     count = _bench_processes(settings, processes)
     figures = run_intake_bench(settings, messages, learners, repeat, count, out)
     print_figures(
@@ -630,8 +636,7 @@ def bench_projections(
     """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
     from ledger.bench_read import print_projections, run_projections_bench  # noqa: PLC0415
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, "warning")
+    settings = _bench_settings()
     count = _bench_processes(settings, processes)
     figures = run_projections_bench(settings, events, learners, repeat, count, out)
     print_projections(out, figures, learners, repeat)
@@ -645,8 +650,7 @@ def bench_queries(
     """p50/p99 latency of the four support queries with many learners loaded."""
     from ledger.bench_read import print_queries, run_queries_bench  # noqa: PLC0415
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, "warning")
+    settings = _bench_settings()
     print_queries(out, run_queries_bench(settings, learners, samples, out))
 
 
@@ -658,8 +662,7 @@ def bench_audit(
     """`audit history` of a long history (with and without --as-of) and `audit verify`'s rate."""
     from ledger.bench_audit import print_audit, run_audit_bench  # noqa: PLC0415
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_format, "warning")
+    settings = _bench_settings()
     print_audit(out, run_audit_bench(settings, events, samples, out))
 
 

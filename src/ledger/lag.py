@@ -8,7 +8,6 @@ so the answer is exact whatever Kafka's consumer-group offsets say.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
@@ -16,8 +15,7 @@ from ledger.application import Ledger
 from ledger.broker import end_offsets
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
-from projections import generations, positions
-from projections.catalog import READ_MODELS
+from projections.status import PartitionLag, projection_lag
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,12 @@ def pipeline_lag(
             "relay", recorder.relay_position(EVENTS_STREAM), recorder.max_notification_id() or 0
         ),
     ]
-    events_end = end_offsets(bootstrap, settings.events_topic)
-    with psycopg.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
-        typed_cur: psycopg.Cursor[Any] = cur
-        for model in READ_MODELS:
-            schema = generations.live_schema(typed_cur, model.name)
-            done = positions.load_offsets(typed_cur, schema, settings.events_topic)
-            stages.append(
-                StageLag(
-                    f"projection {model.name}",
-                    sum(min(done.get(p, 0), end) for p, end in events_end.items()),
-                    sum(events_end.values()),
-                )
-            )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        by_model: dict[str, list[PartitionLag]] = {}
+        for lag in projection_lag(conn, bootstrap, settings.events_topic):
+            by_model.setdefault(lag.projection, []).append(lag)
+    stages.extend(
+        StageLag(f"projection {name}", sum(p.done for p in lags), sum(p.end for p in lags))
+        for name, lags in by_model.items()
+    )
     return stages

@@ -702,13 +702,3 @@ def progress_from_rows(rows: Rows, learner_id: str) -> LearnerProgress | None:
             specializations={r["specialization_id"]: r for r in rows.where("specializations")},
         )
     )
-
-
-def learner_ids(conn: Connection[Any], limit: int = 100) -> list[str]:
-    with conn.cursor() as cur:
-        schema = live_schema(cur, NAME)
-        cur.execute(
-            _q("SELECT learner_id FROM {s}.learners ORDER BY learner_id LIMIT %s", schema),
-            (limit,),
-        )
-        return [row[0] for row in cur.fetchall()]

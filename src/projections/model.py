@@ -36,6 +36,3 @@ class ReadModel:
         handler = self.handlers.get(event.kind)
         if handler is not None:
             handler(rows, event)
-
-    def table_names(self) -> list[str]:
-        return [t.name for t in self.tables] + [c.name for c in self.counters]

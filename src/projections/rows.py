@@ -117,16 +117,6 @@ class Table:
             + update
         )
 
-    def delete_sql(self, schema: str) -> Composed:
-        return SQL("DELETE FROM {s}.{t} WHERE ({key}) IN (SELECT * FROM unnest({arrays}))").format(
-            s=Identifier(schema),
-            t=Identifier(self.name),
-            key=SQL(", ").join(map(Identifier, self.key)),
-            arrays=SQL(", ").join(
-                SQL("%b::{}[]").format(SQL(t)) for c, t in self.columns if c in self.key
-            ),
-        )
-
     def rows_json(self, rows: Sequence[Row]) -> str:
         """The rows as one JSON array (decimals as strings, times in ISO 8601, tuples as
         arrays): what `upsert_sql` reads with `json_populate_recordset`."""
@@ -182,7 +172,6 @@ class Counters:
 class _Loaded:
     rows: dict[Key, Row] = field(default_factory=dict)
     original: dict[Key, Row] = field(default_factory=dict)
-    deleted: set[Key] = field(default_factory=set)
     #: The rows again, by their scope value (learner id): what `where` looks in.
     by_scope: dict[Any, dict[Key, Row]] = field(default_factory=dict)
 
@@ -219,7 +208,7 @@ class Rows:
                 loaded.by_scope.setdefault(row[scope_column], {})[key] = row
 
     def flush(self, cur: Cur, schema: str) -> int:
-        """Write back what changed: upserts, deletes and counter increments. Returns rows."""
+        """Write back what changed: upserts and counter increments. Returns rows written."""
         written = 0
         for table in self.tables.values():
             loaded = self._loaded[table.name]
@@ -227,11 +216,6 @@ class Rows:
             if changed:
                 cur.execute(table.upsert_sql(schema), (table.rows_json(changed),))
                 written += len(changed)
-            gone = [key for key in loaded.deleted if key in loaded.original]
-            if gone:
-                key_arrays = [[k[i] for k in gone] for i in range(len(table.key))]
-                cur.execute(table.delete_sql(schema), key_arrays)
-                written += len(gone)
         for counters in self.counters.values():
             deltas = {k: v for k, v in self._deltas[counters.name].items() if any(v)}
             if not deltas:
@@ -260,20 +244,12 @@ class Rows:
             loaded.by_scope[old[spec.scope]].pop(key, None)
         loaded.rows[key] = row
         loaded.by_scope.setdefault(row[spec.scope], {})[key] = row
-        loaded.deleted.discard(key)
         return row
 
     def setdefault(self, table: str, row: Row) -> Row:
         """The row with `row`'s key, inserted as `row` if there is none."""
         existing = self.get(table, *self.tables[table].key_of(row))
         return existing if existing is not None else self.put(table, row)
-
-    def delete(self, table: str, *key: Any) -> None:
-        loaded = self._loaded[table]
-        row = loaded.rows.pop(tuple(key), None)
-        if row is not None:
-            loaded.deleted.add(tuple(key))
-            loaded.by_scope[row[self.tables[table].scope]].pop(tuple(key), None)
 
     def where(self, table: str, **equal: Any) -> Iterator[Row]:
         """The loaded rows of `table` whose columns equal the given values (looked up by the

@@ -4,7 +4,7 @@ Encoding every event's state was the largest single cost of the intake (the stan
 encoder calls back into Python for every datetime and decimal). `FastJSONTranscoder` writes the
 very same bytes as eventsourcing's `JSONTranscoder` (compact separators, UTF-8 unescaped, custom
 types as `{"_type_": name, "_data_": value}`), so stores written by either read with either;
-`tests/unit/test_transcoder.py` holds it to that for every event the rulebook scenarios produce.
+`tests/unit/test_fast_encodings.py` holds it to that for every event the scenarios produce.
 Decoding is the library's own: it needs an object hook, which orjson lacks, and it only runs
 when an aggregate is loaded from the store, not on the hot path.
 """

@@ -52,7 +52,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collector() -> None:
-    """Make the cyclic garbage collector run far less often in a worker process.
+    """Make the cyclic garbage collector run far less often in a ledger process.
 
     A worker allocates many short-lived objects per message (parsed messages, events, rows)
     while holding a large, long-lived learner cache. With Python's default thresholds

@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -55,7 +55,7 @@ from ledger.errors import LedgerError
 from ledger.outbound import subject_of, to_record
 from ledger.settings import Settings
 from ledger.stack import services
-from projections import certificates, generations, learner_progress, positions
+from projections import certificates, generations, learner_progress
 from projections.applying import apply_batch, read_batch
 from projections.catalog import READ_MODELS
 from projections.eligibility import eligibility
@@ -190,14 +190,24 @@ def _applied(
     cur: psycopg.Cursor[Any], schemas: Sequence[str], topic: str, ends: dict[int, int]
 ) -> int:
     """Records the slowest read model has stored its offsets past (they share a transaction,
-    so all models agree; taking the minimum keeps the check honest if that ever changes)."""
-    return min(
-        sum(
-            min(positions.load_offsets(cur, schema, topic).get(p, 0), end)
-            for p, end in ends.items()
-        )
-        for schema in schemas
+    so all models agree; taking the minimum keeps the check honest if that ever changes).
+
+    One statement for every schema: the benchmark asks many times a second, on the machine
+    whose two cores the workers are measured on.
+    """
+    cur.execute(
+        SQL(" UNION ALL ").join(
+            SQL("SELECT {n}, partition, next_offset FROM {s}._offsets WHERE topic = %s").format(
+                n=Literal(n), s=Identifier(schema)
+            )
+            for n, schema in enumerate(schemas)
+        ),
+        [topic] * len(schemas),
     )
+    done = [0] * len(schemas)
+    for n, partition, offset in cur.fetchall():
+        done[n] += min(offset, ends.get(partition, 0))
+    return min(done)
 
 
 def ledger_projections(

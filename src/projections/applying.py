@@ -46,11 +46,46 @@ def read_batch(records: Sequence[Record]) -> Batch:
     return Batch(events, offsets)
 
 
+class ModelState:
+    """What one worker process knows of a read model's rows and versions between batches.
+
+    Everything in it is as committed in the database, as long as its keeper drops it whenever
+    that may stop being true: when a batch's transaction fails, when partitions are reassigned
+    (another process may then change these learners), and when a rebuild switches generations.
+    Kept, it spares each batch the queries that load what earlier batches already read.
+    """
+
+    #: Learners (and specializations) whose rows one state holds before it starts afresh:
+    #: about 10 MB of rows, so memory stays bounded however many learners pass through.
+    LIMIT = 20_000
+
+    def __init__(self, model: ReadModel) -> None:
+        self.model = model
+        self.rows = model.rows()
+        #: The version applied last per aggregate: 0 for one known to have none applied.
+        self.versions: dict[str, int] = {}
+
+    def versions_of(
+        self, cur: Cursor[tuple[Any, ...]], schema: str, ids: set[str]
+    ) -> dict[str, int]:
+        """`versions`, after loading the aggregates among `ids` not known yet."""
+        unknown = ids - self.versions.keys()
+        if unknown:
+            stored = positions.load_versions(cur, schema, unknown)
+            self.versions.update({a: stored.get(a, 0) for a in unknown})
+        return self.versions
+
+    @property
+    def full(self) -> bool:
+        return self.rows.scopes > self.LIMIT or len(self.versions) > self.LIMIT
+
+
 def apply_batch(
     cur: Cursor[tuple[Any, ...]],
     model: ReadModel,
     schema: str,
     batch: Batch,
+    state: ModelState | None = None,
 ) -> set[tuple[str, int]]:
     """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
 
@@ -59,23 +94,27 @@ def apply_batch(
     harmless too). An event is new when its version is above the one stored for its
     aggregate. Rows of the learners and specializations concerned are loaded once, changed in
     memory, written back once; versions and offsets go in the same transaction (the caller's).
+    With a `state` from earlier batches, only what it does not hold yet is loaded.
     """
+    if state is None:
+        state = ModelState(model)
     handlers = model.handlers
     relevant = [e for _, e in batch.events if e is not None and e.kind in handlers]
     fresh: list[LedgerEvent] = []
     changed: dict[str, int] = {}
     if relevant:
-        seen = positions.load_versions(cur, schema, {e.aggregate_id for e in relevant})
+        seen = state.versions_of(cur, schema, {e.aggregate_id for e in relevant})
         for event in relevant:
-            if event.version <= seen.get(event.aggregate_id, 0):
+            if event.version <= seen[event.aggregate_id]:
                 continue
             seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
             fresh.append(event)
     if fresh:
-        rows = model.rows()
-        rows.load(cur, schema, sorted({e.subject for e in fresh}))
+        rows = state.rows
+        rows.load(cur, schema, {e.subject for e in fresh})
+        apply = model.apply
         for event in fresh:
-            model.apply(rows, event)
+            apply(rows, event)
         rows.flush(cur, schema)
         positions.save_versions(cur, schema, changed)
     positions.save_offsets(cur, schema, [(t, p, o) for (t, p), o in batch.next_offsets.items()])

@@ -12,8 +12,14 @@ column by column in Python. Aggregates over many learners (the retention funnel)
 A `Table` is declared once (columns with their PostgreSQL types, primary key, the column that
 scopes it to a learner or a specialization) and gives its DDL, its load query and its upsert.
 Lists are `jsonb` columns; they load as tuples, so a handler cannot change one in place behind
-the change detection (which compares each row with a shallow copy taken at load): it assigns a
-new tuple instead.
+the change detection (which compares each row a handler reached with a shallow copy taken
+when it first reached it): it assigns a new tuple instead.
+
+A `Rows` may outlive its batch: the live worker keeps one per read model and loads only the
+scopes it has not seen yet, since a learner's events all come from one partition and so from
+one worker process. Whoever keeps it must drop it when that stops being true (partitions
+reassigned, a generation switched) or when a transaction fails (its rows would hold changes
+that were never written).
 """
 
 from __future__ import annotations
@@ -171,9 +177,18 @@ class Counters:
 @dataclass
 class _Loaded:
     rows: dict[Key, Row] = field(default_factory=dict)
-    original: dict[Key, Row] = field(default_factory=dict)
     #: The rows again, by their scope value (learner id): what `where` looks in.
     by_scope: dict[Any, dict[Key, Row]] = field(default_factory=dict)
+    #: The rows handlers reached since the last flush (only they can have changed), each as
+    #: it was before (None: it did not exist). Copied on first reach, not at load, because most
+    #: rows loaded for a batch are only read.
+    touched: dict[Key, Row | None] = field(default_factory=dict)
+
+    def reach(self, key: Key, row: Row) -> Row:
+        """`row`, remembered as it is now if this is the first reach since the flush."""
+        if key not in self.touched:
+            self.touched[key] = dict(row)
+        return row
 
 
 class Rows:
@@ -184,15 +199,25 @@ class Rows:
         self.counters = {c.name: c for c in counters}
         self._loaded = {name: _Loaded() for name in self.tables}
         self._deltas: dict[str, dict[Key, list[int]]] = {name: {} for name in self.counters}
+        #: Scope values (learner or specialization ids) whose rows are all loaded.
+        self._scopes: set[Any] = set()
+
+    @property
+    def scopes(self) -> int:
+        """How many learners (and specializations) this holds the rows of."""
+        return len(self._scopes)
 
     # Loading and writing
 
-    def load(self, cur: Cur, schema: str, scope: Sequence[str]) -> None:
-        """Every row, of every table, whose scope column is one of `scope`."""
-        if not scope:
+    def load(self, cur: Cur, schema: str, scope: Iterable[str]) -> None:
+        """Every row, of every table, whose scope column is one of `scope` (those loaded before
+        are kept as they are: they may hold this batch's changes)."""
+        wanted = sorted({s for s in scope if s not in self._scopes})
+        if not wanted:
             return
+        self._scopes.update(wanted)
         for table in self.tables.values():
-            cur.execute(table.select_sql(schema), (list(scope),))
+            cur.execute(table.select_sql(schema), (wanted,))
             names = table.column_names
             loaded = self._loaded[table.name]
             lists = table.list_columns
@@ -204,20 +229,25 @@ class Rows:
                         row[name] = tuple(row[name])
                 key = table.key_of(row)
                 loaded.rows[key] = row
-                loaded.original[key] = dict(row)
                 loaded.by_scope.setdefault(row[scope_column], {})[key] = row
 
     def flush(self, cur: Cur, schema: str) -> int:
-        """Write back what changed: upserts and counter increments. Returns rows written."""
+        """Write back what changed: upserts and counter increments. Returns rows written.
+
+        Afterwards the rows count as they are in the database, and the deltas start again.
+        """
         written = 0
         for table in self.tables.values():
             loaded = self._loaded[table.name]
-            changed = [row for key, row in loaded.rows.items() if loaded.original.get(key) != row]
+            rows = loaded.rows
+            changed = [rows[k] for k, before in loaded.touched.items() if before != rows[k]]
+            loaded.touched = {}
             if changed:
                 cur.execute(table.upsert_sql(schema), (table.rows_json(changed),))
                 written += len(changed)
         for counters in self.counters.values():
             deltas = {k: v for k, v in self._deltas[counters.name].items() if any(v)}
+            self._deltas[counters.name] = {}
             if not deltas:
                 continue
             keys = sorted(deltas)  # one lock order for every worker process: no deadlock
@@ -230,7 +260,10 @@ class Rows:
     # What handlers use
 
     def get(self, table: str, *key: Any) -> Row | None:
-        return self._loaded[table].rows.get(tuple(key))
+        """The row with that key, if there is one; the caller may change it in place."""
+        loaded = self._loaded[table]
+        row = loaded.rows.get(key)
+        return None if row is None else loaded.reach(key, row)
 
     def put(self, table: str, row: Row) -> Row:
         """Insert or replace a whole row (every column must be given)."""
@@ -242,6 +275,8 @@ class Rows:
         old = loaded.rows.get(key)
         if old is not None and old[spec.scope] != row[spec.scope]:
             loaded.by_scope[old[spec.scope]].pop(key, None)
+        if key not in loaded.touched:
+            loaded.touched[key] = old  # replaced, not changed: no copy needed
         loaded.rows[key] = row
         loaded.by_scope.setdefault(row[spec.scope], {})[key] = row
         return row
@@ -255,14 +290,14 @@ class Rows:
         """The loaded rows of `table` whose columns equal the given values (looked up by the
         table's scope column when it is one of them, as handlers always give it)."""
         loaded = self._loaded[table]
-        scope = self.tables[table].scope
-        if scope in equal:
-            candidates = list(loaded.by_scope.get(equal.pop(scope), {}).values())
+        spec = self.tables[table]
+        if spec.scope in equal:
+            candidates = list(loaded.by_scope.get(equal.pop(spec.scope), {}).values())
         else:
             candidates = list(loaded.rows.values())
         for row in candidates:
             if all(row[c] == v for c, v in equal.items()):
-                yield row
+                yield loaded.reach(spec.key_of(row), row)
 
     def deltas(self, counters: str) -> dict[Key, dict[str, int]]:
         """What this batch adds to each counter row (tests read a whole stream as one batch)."""

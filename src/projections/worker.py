@@ -17,7 +17,7 @@ from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from ledger.settings import Settings
 from projections import generations, positions
-from projections.applying import apply_batch, log_batch, read_batch
+from projections.applying import Batch, ModelState, apply_batch, log_batch, read_batch
 from projections.catalog import READ_MODELS
 from projections.model import ReadModel
 
@@ -60,6 +60,9 @@ class ProjectionWorker:
         self._needs_seek = True
         #: The live schema of each model, as of the last seek.
         self._schemas: dict[str, str] = {}
+        #: Rows and versions each model's batches have loaded (see `ModelState` for when
+        #: they are dropped).
+        self._states: dict[str, ModelState] = {}
 
     def _db(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -78,11 +81,17 @@ class ProjectionWorker:
                 "ledger-projections",
                 self.max_batch,
             )
-            consumer.subscribe([self.topic], self._seek_to_stored, lambda _revoked: None)
+            consumer.subscribe([self.topic], self._seek_to_stored, self._forget)
             self._consumer = consumer
         return self._consumer
 
+    def _forget(self, _partitions: object = None) -> None:
+        """Drop what earlier batches loaded: another process may change those learners now, or
+        a failed transaction left changes in memory that never reached the database."""
+        self._states.clear()
+
     def _seek_to_stored(self, partitions: list[tuple[str, int]]) -> None:
+        self._forget()
         consumer = self._consumer
         if consumer is None or not partitions:
             return
@@ -107,6 +116,7 @@ class ProjectionWorker:
         self._needs_seek = False
 
     def recover(self) -> None:
+        self._forget()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -141,9 +151,8 @@ class ProjectionWorker:
             log.warning("projections.offset_commit_failed", error=str(error))
         return True
 
-    def apply_records(self, records: Sequence[Record]) -> int:
-        """Apply a batch to every read model in one transaction; return events applied."""
-        batch = read_batch(records)
+    def _apply(self, batch: Batch) -> dict[str, set[tuple[str, int]]]:
+        """Every read model's share of `batch`, in one transaction: what each applied."""
         conn = self._db()
         applied: dict[str, set[tuple[str, int]]] = {}
         with conn.transaction(), conn.cursor() as cur:
@@ -152,6 +161,23 @@ class ProjectionWorker:
                 if generation is None or generation.schema != self._schemas.get(model.name):
                     log.info("projections.switched", projection=model.name)
                     raise _Switched(model.name)
-                applied[model.name] = apply_batch(cur, model, generation.schema, batch)
+                state = self._state(model)
+                applied[model.name] = apply_batch(cur, model, generation.schema, batch, state)
+        return applied
+
+    def _state(self, model: ReadModel) -> ModelState:
+        state = self._states.get(model.name)
+        if state is None or state.full:
+            state = self._states[model.name] = ModelState(model)
+        return state
+
+    def apply_records(self, records: Sequence[Record]) -> int:
+        """Apply a batch to every read model in one transaction; return events applied."""
+        batch = read_batch(records)
+        try:
+            applied = self._apply(batch)
+        except BaseException:
+            self._forget()
+            raise
         log_batch(batch, applied)
         return sum(len(a) for a in applied.values())

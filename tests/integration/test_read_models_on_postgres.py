@@ -172,3 +172,52 @@ def test_two_projection_processes_build_the_same_tables(
         single = other.model_copy(update={"topic_prefix": settings.topic_prefix})
         project_all(single)
         assert dumps(settings) == dumps(single)
+
+
+def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
+    projected: Settings, base_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker keeps rows and versions between batches; a batch whose transaction fails
+    must not leave its changes there, or the retry would find its events already applied.
+
+    Small batches make every learner's rows outlive several of them. The batch that reaches
+    the end of a partition fails once, after its rows were changed in memory and written (its
+    offsets fail), so nothing later rewrites them; it is rolled back and read again. The
+    tables must equal those of the run without a failure."""
+    from ledger.broker import end_offsets
+    from projections import applying
+    from projections.worker import ProjectionWorker
+
+    expected = dumps(projected)
+    with fresh_settings(base_settings) as other:
+        settings = other.model_copy(update={"topic_prefix": projected.topic_prefix})
+        url = services.database_url(settings)
+        bootstrap = services.kafka_bootstrap(settings)
+        ends = end_offsets(bootstrap, settings.events_topic)
+        worker = ProjectionWorker(settings, url, bootstrap, max_batch=7)
+        save_offsets = applying.positions.save_offsets
+        failed: list[Any] = []
+
+        def failing_once(cur: Any, schema: str, offsets: list[tuple[str, int, int]]) -> None:
+            if not failed and any(ends[p] == o for _, p, o in offsets):
+                failed.append(offsets)
+                raise psycopg.OperationalError("injected: the database went away mid-batch")
+            save_offsets(cur, schema, offsets)
+
+        monkeypatch.setattr(applying.positions, "save_offsets", failing_once)
+
+        def caught_up() -> bool:
+            try:
+                worker.step()
+            except psycopg.OperationalError:
+                worker.recover()  # as the supervisor does
+            with psycopg.connect(url, autocommit=True) as conn:
+                lags = projection_lag(conn, bootstrap, settings.events_topic)
+            return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+
+        try:
+            wait_for(caught_up, 90, "the projections, one batch failing")
+        finally:
+            worker.close()
+        assert failed, "no batch reached the end of a partition"
+        assert dumps(settings) == expected

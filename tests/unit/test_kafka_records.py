@@ -1,0 +1,121 @@
+"""`ledger.kafka_records` reads every record exactly as kafka-python's own reader does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
+from ledger import kafka_records
+from ledger.application import Ledger
+
+from .. import read_scenario
+
+Shape = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+
+
+def _batch(shapes: list[Shape], base_timestamp: int = 1_767_225_600_000) -> bytes:
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 24,
+    )
+    for offset, (key, value, headers) in enumerate(shapes):
+        timestamp = base_timestamp + offset * 7_919
+        builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers)
+    return bytes(builder.build())
+
+
+def _read(buffer: bytes) -> list[tuple[Any, ...]]:
+    return [
+        (
+            type(r),
+            r.size_in_bytes,
+            r.offset,
+            r.timestamp,
+            r.timestamp_type,
+            r.key,
+            r.value,
+            r.headers,
+        )
+        for r in DefaultRecordBatch(buffer)
+    ]
+
+
+def _both(buffer: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with kafka_records.stock_reader():
+        assert DefaultRecordBatch._read_msg is not kafka_records.read_record
+        stock = _read(buffer)
+    kafka_records.install()
+    assert DefaultRecordBatch._read_msg is kafka_records.read_record
+    return stock, _read(buffer)
+
+
+@pytest.fixture
+def scenario_shapes() -> Iterator[list[Shape]]:
+    ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        read_scenario.build(ledger)
+        yield [(r.key, r.value, list(r.headers)) for r in read_scenario.records(ledger)]
+    finally:
+        ledger.close()
+
+
+def test_the_ledgers_own_records_read_the_same(scenario_shapes: list[Shape]) -> None:
+    assert len(scenario_shapes) >= 40
+    assert all(len(headers) >= 9 for _, _, headers in scenario_shapes)
+    stock, fast = _both(_batch(scenario_shapes))
+    assert fast == stock
+
+
+_names = st.text(max_size=80)
+_bytes = st.none() | st.binary(max_size=300)
+_shapes = st.lists(
+    st.tuples(_bytes, _bytes, st.lists(st.tuples(_names, _bytes), max_size=80)),
+    min_size=1,
+    max_size=20,
+)
+
+
+@given(_shapes, st.integers(min_value=0, max_value=2**41))
+def test_any_record_reads_the_same(shapes: list[Shape], base_timestamp: int) -> None:
+    stock, fast = _both(_batch(shapes, base_timestamp))
+    assert fast == stock
+
+
+def test_a_corrupt_record_is_refused_as_kafka_python_refuses_it(
+    scenario_shapes: list[Shape],
+) -> None:
+    buffer = bytearray(_batch(scenario_shapes[:3]))
+    buffer[-1] ^= 0x7F  # the last header value's last byte becomes a different length
+    buffer[61] = 0x7E  # the first record's length (after the 61-byte batch header) is wrong
+    errors = []
+    for reader in ("stock", "fast"):
+        with kafka_records.stock_reader():
+            if reader == "fast":
+                DefaultRecordBatch._read_msg = kafka_records.read_record
+            with pytest.raises(Exception) as raised:
+                _read(bytes(buffer))
+            errors.append(type(raised.value))
+    assert errors[0] is errors[1]
+
+
+def test_a_reader_that_disagrees_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def wrong(batch: Any) -> Any:
+        record = kafka_records.read_record(batch)
+        record._headers = record._headers[:-1]  # loses a header
+        return record
+
+    # Both through monkeypatch, so that whatever reader was in place comes back after.
+    monkeypatch.setattr(DefaultRecordBatch, "_read_msg", kafka_records._ORIGINAL)
+    monkeypatch.setattr(kafka_records, "read_record", wrong)
+    assert kafka_records.install() is False
+    assert DefaultRecordBatch._read_msg is kafka_records._ORIGINAL

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from psycopg import Cursor
@@ -25,6 +26,11 @@ class Batch:
 
     events: list[tuple[Record, LedgerEvent | None]]
     next_offsets: dict[tuple[str, int], int]
+
+    @cached_property
+    def readable(self) -> list[LedgerEvent]:
+        """The events that are not malformed, in order: what every read model goes through."""
+        return [e for _, e in self.events if e is not None]
 
 
 def read_batch(records: Sequence[Record]) -> Batch:
@@ -99,7 +105,7 @@ def apply_batch(
     if state is None:
         state = ModelState(model)
     handlers = model.handlers
-    relevant = [e for _, e in batch.events if e is not None and e.kind in handlers]
+    relevant = [e for e in batch.readable if e.kind in handlers]
     fresh: list[LedgerEvent] = []
     changed: dict[str, int] = {}
     if relevant:

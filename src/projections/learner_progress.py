@@ -144,7 +144,10 @@ def _touch(rows: Rows, event: LedgerEvent) -> None:
 
 
 def _course(rows: Rows, learner_id: str, course_id: str) -> Row:
-    return rows.setdefault(
+    found = rows.get("courses", learner_id, course_id)
+    if found is not None:
+        return found  # the common case: no need to build the empty row below
+    return rows.put(
         "courses",
         {
             "learner_id": learner_id,

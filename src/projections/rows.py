@@ -125,11 +125,9 @@ class Table:
 
     def rows_json(self, rows: Sequence[Row]) -> str:
         """The rows as one JSON array (decimals as strings, times in ISO 8601, tuples as
-        arrays): what `upsert_sql` reads with `json_populate_recordset`."""
-        names = self.column_names
-        return orjson.dumps(
-            [{c: r[c] for c in names} for r in rows], default=_json_default
-        ).decode()
+        arrays): what `upsert_sql` reads with `json_populate_recordset`, which takes each
+        column by name (so rows are written as they are: `put` saw every column is there)."""
+        return orjson.dumps(rows, default=_json_default).decode()
 
 
 def _json_default(value: Any) -> Any:

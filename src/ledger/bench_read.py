@@ -252,21 +252,40 @@ def _publish(bootstrap: str, records: Sequence[OutRecord]) -> None:
         producer.close()
 
 
+def _business_time(record: OutRecord) -> datetime:
+    return datetime.fromisoformat((dict(record.headers)["ce_time"] or b"").decode())
+
+
 def run_projections_bench(
-    base: Settings, events: int, learners: int, repeat: int, processes: int, console: Console
+    base: Settings,
+    events: int,
+    learners: int,
+    repeat: int,
+    processes: int,
+    console: Console,
+    *,
+    interleaved: bool = False,
 ) -> list[Figure]:
     """Kafka, PostgreSQL and the projection worker (one process, then `processes`), each the
     median of `repeat` rounds.
 
     The events are made once (the slow part, in memory) and published afresh each round to new
     topics; each worker run gets a fresh database, so it starts from empty read models.
+
+    They are published as the intake stored them: each learner's events together, so a batch
+    meets most learners several times and writes each of their rows once. `interleaved`
+    publishes them in business-time order across learners instead, as production traffic
+    arrives over months: a batch then meets most learners once, and writes more rows per event.
     """
     inbound = bench_messages("bench", _messages_for(events, learners), learners)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("deciding messages in memory", total=len(inbound))
         template = ledger_event_records(inbound, "bench", lambda n: bar.advance(task, n))
+    if interleaved:  # a stable sort: each learner's events keep their order
+        template.sort(key=_business_time)
     console.print(
         f"{len(inbound):,} inbound messages for {learners:,} learners made {len(template):,} events"
+        + (", published in business-time order" if interleaved else ", learner by learner")
     )
     bootstrap = services.kafka_bootstrap(base)
     runs = sorted({1, processes})

@@ -633,13 +633,22 @@ def bench_projections(
     learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
     processes: BenchProcesses = None,
+    interleaved: Annotated[
+        bool,
+        typer.Option(
+            help="Publish in business-time order across learners, as months of traffic "
+            "arrive, instead of each learner's events together (the default)."
+        ),
+    ] = False,
 ) -> None:
     """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
     from ledger.bench_read import print_projections, run_projections_bench  # noqa: PLC0415
 
     settings = _bench_settings()
     count = _bench_processes(settings, processes)
-    figures = run_projections_bench(settings, events, learners, repeat, count, out)
+    figures = run_projections_bench(
+        settings, events, learners, repeat, count, out, interleaved=interleaved
+    )
     print_projections(out, figures, learners, repeat)
 
 

@@ -125,34 +125,29 @@ def read_record(batch: Any) -> DefaultRecord:  # noqa: PLR0912, PLR0915 - inline
     )
 
 
-def _sample_batches() -> list[bytes]:
-    """Batches built by kafka-python itself, covering the shapes records can take."""
-    shapes: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = [
-        (b"learner-1", b'{"a": 1}', [("ce_id", b"x:1"), ("ce_type", b"t.v1")]),
-        (None, b"v", []),
-        (b"k", None, [("empty", b""), ("none", None)]),
-        (b"k" * 300, b"v" * 70_000, [("h\u00e9ader", b"\x00" * 200)]),
-        (b"", b"", [(f"h{n}", bytes([n])) for n in range(70)]),
-    ]
-    batches = []
-    for base_timestamp in (1_700_000_000_000, 0):
-        builder = DefaultRecordBatchBuilder(
-            magic=2,
-            compression_type=0,
-            is_transactional=False,
-            producer_id=-1,
-            producer_epoch=-1,
-            base_sequence=-1,
-            batch_size=1 << 20,
-        )
-        for offset, (key, value, headers) in enumerate(shapes * 4):
-            timestamp = base_timestamp + offset * 100_000_007
-            builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers)
-        batches.append(bytes(builder.build()))
-    return batches
+Shape = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 
 
-def _read_all(buffer: bytes) -> list[tuple[Any, ...]]:
+def build_batch(shapes: list[Shape], base_timestamp: int) -> bytes:
+    """A record batch built by kafka-python itself: (key, value, headers) per record, with
+    timestamps spread widely from `base_timestamp` (milliseconds)."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 24,
+    )
+    for offset, (key, value, headers) in enumerate(shapes):
+        timestamp = base_timestamp + offset * 100_000_007
+        builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers)
+    return bytes(builder.build())
+
+
+def read_all(buffer: bytes) -> list[tuple[Any, ...]]:
+    """Every record of a batch, each as a tuple of all it holds: for comparing two readers."""
     return [
         (
             type(r),
@@ -168,6 +163,18 @@ def _read_all(buffer: bytes) -> list[tuple[Any, ...]]:
     ]
 
 
+def _sample_batches() -> list[bytes]:
+    """Batches covering the shapes records can take."""
+    shapes: list[Shape] = [
+        (b"learner-1", b'{"a": 1}', [("ce_id", b"x:1"), ("ce_type", b"t.v1")]),
+        (None, b"v", []),
+        (b"k", None, [("empty", b""), ("none", None)]),
+        (b"k" * 300, b"v" * 70_000, [("h\u00e9ader", b"\x00" * 200)]),
+        (b"", b"", [(f"h{n}", bytes([n])) for n in range(70)]),
+    ]
+    return [build_batch(shapes * 4, base) for base in (1_700_000_000_000, 0)]
+
+
 def install() -> bool:
     """Use `read_record` in kafka-python's consumer if it reads the samples exactly as
     kafka-python does; return whether it is in use. Idempotent."""
@@ -175,9 +182,9 @@ def install() -> bool:
         return True
     try:
         batches = _sample_batches()
-        expected = [_read_all(b) for b in batches]
+        expected = [read_all(b) for b in batches]
         DefaultRecordBatch._read_msg = read_record
-        same = [_read_all(b) for b in batches] == expected
+        same = [read_all(b) for b in batches] == expected
     except Exception as error:  # noqa: BLE001 - any surprise means: keep kafka-python's reader
         same = False
         log.warning("kafka_records.not_installed", reason=repr(error))

@@ -38,17 +38,22 @@ def relay_all(settings: Settings) -> None:
         ledger.close()
 
 
+def projected_to_the_end(settings: Settings) -> bool:
+    """Whether every read model has applied all of a non-empty `ledger.events`."""
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        lags = projection_lag(conn, services.kafka_bootstrap(settings), settings.events_topic)
+    return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+
+
 def project_all(settings: Settings) -> None:
     """Run the projection worker until every read model is at the end of `ledger.events`."""
-    url = services.database_url(settings)
-    bootstrap = services.kafka_bootstrap(settings)
-    worker = ProjectionWorker(settings, url, bootstrap)
+    worker = ProjectionWorker(
+        settings, services.database_url(settings), services.kafka_bootstrap(settings)
+    )
 
     def caught_up() -> bool:
         worker.step()
-        with psycopg.connect(url, autocommit=True) as conn:
-            lags = projection_lag(conn, bootstrap, settings.events_topic)
-        return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+        return projected_to_the_end(settings)
 
     try:
         wait_for(caught_up, 90, "the projections")

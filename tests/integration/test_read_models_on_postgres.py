@@ -32,7 +32,7 @@ from projections.status import projection_lag
 from .. import read_scenario
 from ..scenarios import DS
 from .conftest import cli_env, fresh_settings, wait_for
-from .pipeline import dumps, project_all, relay_all, scenario_projected
+from .pipeline import dumps, project_all, projected_to_the_end, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
 
@@ -211,9 +211,7 @@ def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
                 worker.step()
             except psycopg.OperationalError:
                 worker.recover()  # as the supervisor does
-            with psycopg.connect(url, autocommit=True) as conn:
-                lags = projection_lag(conn, bootstrap, settings.events_topic)
-            return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
+            return projected_to_the_end(settings)
 
         try:
             wait_for(caught_up, 90, "the projections, one batch failing")

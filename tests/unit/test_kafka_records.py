@@ -8,46 +8,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kafka.record.default_records import DefaultRecordBatch
 
 from ledger import kafka_records
 from ledger.application import Ledger
+from ledger.kafka_records import Shape
 
 from .. import read_scenario
 
-Shape = tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]
-
 
 def _batch(shapes: list[Shape], base_timestamp: int = 1_767_225_600_000) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=False,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 24,
-    )
-    for offset, (key, value, headers) in enumerate(shapes):
-        timestamp = base_timestamp + offset * 7_919
-        builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers)
-    return bytes(builder.build())
+    return kafka_records.build_batch(shapes, base_timestamp)
 
 
-def _read(buffer: bytes) -> list[tuple[Any, ...]]:
-    return [
-        (
-            type(r),
-            r.size_in_bytes,
-            r.offset,
-            r.timestamp,
-            r.timestamp_type,
-            r.key,
-            r.value,
-            r.headers,
-        )
-        for r in DefaultRecordBatch(buffer)
-    ]
+_read = kafka_records.read_all
 
 
 def _both(buffer: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

@@ -188,26 +188,34 @@ def raw_upsert(url: str, rows: int, keys: int, batch: int = WORKER_BATCH) -> Fig
 
 def _applied(
     cur: psycopg.Cursor[Any], schemas: Sequence[str], topic: str, ends: dict[int, int]
-) -> int:
-    """Records the slowest read model has stored its offsets past (they share a transaction,
-    so all models agree; taking the minimum keeps the check honest if that ever changes).
+) -> Callable[[], int]:
+    """A count of the records the slowest read model has stored its offsets past (they share
+    a transaction, so all models agree; taking the minimum keeps the check honest if that
+    ever changes).
 
-    One statement for every schema: the benchmark asks many times a second, on the machine
-    whose two cores the workers are measured on.
+    One statement for every schema, composed once: the benchmark asks many times a second,
+    on the machine whose two cores the workers are measured on.
     """
-    cur.execute(
-        SQL(" UNION ALL ").join(
+    query = (
+        SQL(" UNION ALL ")
+        .join(
             SQL("SELECT {n}, partition, next_offset FROM {s}._offsets WHERE topic = %s").format(
                 n=Literal(n), s=Identifier(schema)
             )
             for n, schema in enumerate(schemas)
-        ),
-        [topic] * len(schemas),
+        )
+        .as_bytes(cur)
     )
-    done = [0] * len(schemas)
-    for n, partition, offset in cur.fetchall():
-        done[n] += min(offset, ends.get(partition, 0))
-    return min(done)
+    params = [topic] * len(schemas)
+
+    def count() -> int:
+        cur.execute(query, params)
+        done = [0] * len(schemas)
+        for n, partition, offset in cur.fetchall():
+            done[n] += min(offset, ends.get(partition, 0))
+        return min(done)
+
+    return count
 
 
 def ledger_projections(
@@ -228,7 +236,7 @@ def ledger_projections(
             settings,
             "projections",
             processes,
-            lambda: _applied(cur, schemas, topic, ends),
+            _applied(cur, schemas, topic, ends),
             total,
             advance,
         )

@@ -17,7 +17,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.broker import Record
 from ledger.domain.learner import Intent
-from ledger.outbound import subject_of, to_record
+from ledger.outbound import Relayed, subject_of, to_record
 from projections.events import LedgerEvent, read_event
 
 from .scenarios import DS, T0, data_science_learner
@@ -49,13 +49,13 @@ def build(ledger: Ledger) -> None:
 
 
 def records(ledger: Ledger, topic: str = "ledger.events") -> Iterator[Any]:
-    """Every stored event as the relay would publish it, in notification order."""
+    """Every stored event as the relay would publish it, in notification order, in one page."""
     subjects: dict[Any, str] = {}
     for stored in ledger.recorder.select_notifications(start=1, limit=1_000_000):
         event = ledger.mapper.to_domain_event(stored)
         if event.originator_id not in subjects:
             subjects[event.originator_id] = subject_of(event)
-        yield to_record(topic, event, subjects[event.originator_id])
+        yield to_record(topic, event, subjects[event.originator_id], Relayed(stored.id, 0))
 
 
 def events(ledger: Ledger) -> list[LedgerEvent]:

@@ -52,7 +52,8 @@ from ledger.bootstrap import prepare_topics
 from ledger.broker import OutRecord, Producer, Record, end_offsets
 from ledger.cohort import Cohort
 from ledger.errors import LedgerError
-from ledger.outbound import subject_of, to_record
+from ledger.outbound import relayed_in_order, subject_of, to_record
+from ledger.relay import PAGE
 from ledger.settings import Settings
 from ledger.stack import services
 from projections import certificates, generations, learner_progress
@@ -126,7 +127,7 @@ def ledger_event_records(
         if event.originator_version == 1:
             subjects[event.originator_id] = subject_of(event)
         records.append(to_record(topic, event, subjects[event.originator_id]))
-    return records
+    return relayed_in_order(records, PAGE)
 
 
 def _messages_for(events: int, learners: int) -> int:
@@ -291,6 +292,7 @@ def run_projections_bench(
         template = ledger_event_records(inbound, "bench", lambda n: bar.advance(task, n))
     if interleaved:  # a stable sort: each learner's events keep their order
         template.sort(key=_business_time)
+        template = relayed_in_order(template, PAGE)  # as if the intake had stored them so
     console.print(
         f"{len(inbound):,} inbound messages for {learners:,} learners made {len(template):,} events"
         + (", published in business-time order" if interleaved else ", learner by learner")
@@ -412,7 +414,7 @@ def _replicate(
 
     Every learner-scoped table is copied with its ids renamed; the catalog is shared. Each copy
     adds exactly the template's contribution to every counter (the retention funnel), so the
-    counters are multiplied by `copies` at the end. The per-aggregate versions are not copied:
+    counters are multiplied by `copies` at the end. The partitions' positions are not copied:
     they only dedupe events, and no more events will come.
     """
     tables = [

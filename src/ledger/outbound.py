@@ -5,6 +5,11 @@ meant for the library, not for consumers; here each event becomes plain JSON `da
 mode `ce_` headers: a deterministic id (aggregate id and version, so a republished event is
 recognisably the same), the stable type name with its version, the learner (or specialization)
 as subject, the business time, the recorded time, and the aggregate version as sequence.
+The relay adds two headers of its own: `ledger_position`, the event's id in the event store's
+notification log, and `ledger_relayed_through`, the position up to which every event was already
+published and acknowledged when this one was sent. Together they let projections tell a
+republished copy from a new event with one small record per partition
+(`projections.positions`) instead of a stored version per aggregate.
 
 The `data` is exactly the hash chain's canonical data (`ledger.domain.chain`), so an auditor can
 recompute every learner event's hash from what was published. Each event class has a pydantic
@@ -16,11 +21,13 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ledger.broker import OutRecord
+from ledger.broker import Headers, OutRecord
 from ledger.domain import Learner, Specialization
 from ledger.domain.chain import ENVELOPE_FIELDS, event_data, plain
 
@@ -76,8 +83,26 @@ OUTBOUND_MODELS: dict[str, type[OutboundData]] = {
 }
 
 
-def to_record(topic: str, event: Any, subject: str) -> OutRecord:
-    """The Kafka record for one stored event; key = aggregate id, so order holds per learner."""
+@dataclass(frozen=True)
+class Relayed:
+    """Where the relay found an event: its notification id, and the relay's stored position
+    when it sent it (every event up to there is on the topic already)."""
+
+    position: int
+    through: int
+
+    def headers(self) -> Headers:
+        return [
+            ("ledger_position", str(self.position).encode()),
+            ("ledger_relayed_through", str(self.through).encode()),
+        ]
+
+
+def to_record(topic: str, event: Any, subject: str, relayed: Relayed | None = None) -> OutRecord:
+    """The Kafka record for one stored event; key = aggregate id, so order holds per learner.
+
+    The relay gives `relayed`; an export, or an audit comparing contents, does without.
+    """
     aggregate_id = str(event.originator_id)
     version = int(event.originator_version)
     ce_type = event_type(type(event))
@@ -95,8 +120,22 @@ def to_record(topic: str, event: Any, subject: str) -> OutRecord:
         ("ce_sequence", str(version).encode()),
         ("content-type", b"application/json"),
     ]
+    if relayed is not None:
+        headers += relayed.headers()
     value = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     return OutRecord(topic=topic, key=aggregate_id.encode(), value=value, headers=headers)
+
+
+def relayed_in_order(records: Sequence[OutRecord], page: int) -> list[OutRecord]:
+    """`records` stamped as the relay would have, had the event store held them in this order
+    (positions 1, 2, 3 ..., published `page` at a time): for benchmarks and tests that publish
+    events without running the relay."""
+    stamped = []
+    for index, record in enumerate(records):
+        headers = [(k, v) for k, v in record.headers if not k.startswith("ledger_")]
+        headers += Relayed(index + 1, index - index % page).headers()
+        stamped.append(OutRecord(record.topic, record.key, record.value, headers))
+    return stamped
 
 
 def subject_of(first_event: Any) -> str:

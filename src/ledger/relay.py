@@ -3,7 +3,9 @@
 It reads the notification log (every stored event, in commit order) after its stored position,
 publishes each event to `ledger.events` with an idempotent producer, waits for the broker's
 acknowledgement, and only then stores how far it got. A crash between the two republishes a few
-events under new offsets; consumers recognise them by event identity (aggregate id, version).
+events under new offsets; consumers recognise them by event identity (aggregate id, version), and
+projections by the two numbers each record carries: its notification id, and the stored position
+the page was sent from (`outbound.Relayed`; why it suffices: `projections.positions`).
 Notification ids have gaps (a rolled-back save still consumes one), so it pages by "greater than
 the last id seen", never by counting. Rejected intake messages are relayed the same way to
 `ledger.rejections`, from the rejections table.
@@ -17,7 +19,7 @@ from uuid import UUID
 from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer
 from ledger.logs import get_logger
-from ledger.outbound import subject_of, to_record
+from ledger.outbound import Relayed, subject_of, to_record
 from ledger.settings import Settings
 from ledger.store import StoredRejection
 
@@ -25,6 +27,10 @@ EVENTS_STREAM = "events"
 REJECTIONS_STREAM = "rejections"
 
 log = get_logger(__name__)
+
+#: Events (and rejections) read and published at a time; each page is acknowledged before the
+#: relay stores its position and reads the next.
+PAGE = 1000
 
 
 def rejection_record(topic: str, rejection: StoredRejection) -> OutRecord:
@@ -45,7 +51,7 @@ class Relay:
     name = "relay"
 
     def __init__(
-        self, ledger: Ledger, settings: Settings, bootstrap: str, batch_size: int = 1000
+        self, ledger: Ledger, settings: Settings, bootstrap: str, batch_size: int = PAGE
     ) -> None:
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
@@ -92,7 +98,8 @@ class Relay:
             event = self.ledger.mapper.to_domain_event(notification)
             aggregate_id = UUID(str(notification.originator_id))
             subject = self._subject(aggregate_id, event)
-            records.append(to_record(self.settings.events_topic, event, subject))
+            relayed = Relayed(notification.id, self._events_position)
+            records.append(to_record(self.settings.events_topic, event, subject, relayed))
         self._producer_or_connect().send_all(records)
         last = notifications[-1].id
         self.recorder.save_relay_position(EVENTS_STREAM, last)

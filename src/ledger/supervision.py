@@ -11,7 +11,8 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import psycopg
@@ -63,6 +64,27 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()  # what exists at start-up (modules, classes) is never garbage
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@contextmanager
+def collection_deferred() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of one batch; it runs, if due, just after.
+
+    A batch holds tens of thousands of young objects at once (records, events, rows), all
+    alive until it ends: a collection in the middle walks them all to free none of them, and
+    the projection worker spent about a sixth of its time in such collections
+    (`ledger bench projections --interleaved`). Afterwards they are gone, and a collection
+    walks only what the batch left behind (the rows its worker keeps). Allocation counts go
+    on while the collector is off, so no collection is skipped, only moved.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def run_worker(

@@ -4,7 +4,7 @@ and an audit's scratch copy all share, so they cannot disagree."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -53,7 +53,7 @@ def read_batch(records: Sequence[Record]) -> Batch:
 
 
 class ModelState:
-    """What one worker process knows of a read model's rows and versions between batches.
+    """What one worker process knows of a read model's rows between batches.
 
     Everything in it is as committed in the database, as long as its keeper drops it whenever
     that may stop being true: when a batch's transaction fails, when partitions are reassigned
@@ -68,22 +68,30 @@ class ModelState:
     def __init__(self, model: ReadModel) -> None:
         self.model = model
         self.rows = model.rows()
-        #: The version applied last per aggregate: 0 for one known to have none applied.
-        self.versions: dict[str, int] = {}
-
-    def versions_of(
-        self, cur: Cursor[tuple[Any, ...]], schema: str, ids: set[str]
-    ) -> dict[str, int]:
-        """`versions`, after loading the aggregates among `ids` not known yet."""
-        unknown = ids - self.versions.keys()
-        if unknown:
-            stored = positions.load_versions(cur, schema, unknown)
-            self.versions.update({a: stored.get(a, 0) for a in unknown})
-        return self.versions
 
     @property
     def full(self) -> bool:
-        return self.rows.scopes > self.LIMIT or len(self.versions) > self.LIMIT
+        return self.rows.scopes > self.LIMIT
+
+
+def new_events(
+    batch: Batch, seen: dict[positions.Partition, positions.Seen], handlers: Container[str]
+) -> list[LedgerEvent]:
+    """The batch's events not seen before that a model has a handler for, in order.
+
+    Every readable event counts as seen from now on, whether the model shows it or not.
+    """
+    fresh: list[LedgerEvent] = []
+    for record, event in batch.events:
+        if event is None:
+            continue
+        where = (record.topic, record.partition)
+        state = seen.get(where)
+        if state is None:
+            state = seen[where] = positions.Seen()
+        if state.admit(event.position, event.relayed_through) and event.kind in handlers:
+            fresh.append(event)
+    return fresh
 
 
 def apply_batch(
@@ -95,26 +103,16 @@ def apply_batch(
 ) -> set[tuple[str, int]]:
     """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
 
-    Only events the model has a handler for are considered: the others change nothing in it,
-    so it neither loads rows nor records versions for them (a duplicate of such an event is
-    harmless too). An event is new when its version is above the one stored for its
-    aggregate. Rows of the learners and specializations concerned are loaded once, changed in
-    memory, written back once; versions and offsets go in the same transaction (the caller's).
-    With a `state` from earlier batches, only what it does not hold yet is loaded.
+    New means not seen before in its partition (`projections.positions`), and only events the
+    model has a handler for are applied: the others change nothing in it. Rows of the learners
+    and specializations concerned are loaded once, changed in memory, written back once; what
+    was seen and where each partition ends go in the same transaction (the caller's). With a
+    `state` from earlier batches, only rows it does not hold yet are loaded.
     """
     if state is None:
         state = ModelState(model)
-    handlers = model.handlers
-    relevant = [e for e in batch.readable if e.kind in handlers]
-    fresh: list[LedgerEvent] = []
-    changed: dict[str, int] = {}
-    if relevant:
-        seen = state.versions_of(cur, schema, {e.aggregate_id for e in relevant})
-        for event in relevant:
-            if event.version <= seen[event.aggregate_id]:
-                continue
-            seen[event.aggregate_id] = changed[event.aggregate_id] = event.version
-            fresh.append(event)
+    seen = positions.load_seen(cur, schema)
+    fresh = new_events(batch, seen, model.handlers)
     if fresh:
         rows = state.rows
         rows.load(cur, schema, {e.subject for e in fresh})
@@ -122,8 +120,7 @@ def apply_batch(
         for event in fresh:
             apply(rows, event)
         rows.flush(cur, schema)
-        positions.save_versions(cur, schema, changed)
-    positions.save_offsets(cur, schema, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
+    positions.save(cur, schema, batch.next_offsets, seen)
     return {(e.aggregate_id, e.version) for e in fresh}
 
 

@@ -13,7 +13,11 @@ from ledger.broker import Record
 
 
 class MalformedEventError(ValueError):
-    """Raised when a record on `ledger.events` lacks the headers the relay always writes."""
+    """Raised when a record on `ledger.events` lacks the headers the relay always writes.
+
+    Records relayed before the relay wrote `ledger_position` and `ledger_relayed_through` are
+    such records too: `ledger relay` from position 0 publishes them again, complete.
+    """
 
 
 #: An aggregate id as the relay writes it in `ce_id`: a UUID in its canonical text form. Checked
@@ -39,6 +43,12 @@ class LedgerEvent:
     time: datetime
     recorded_time: datetime
     data: dict[str, Any]
+    #: Its id in the event store's notification log, and how far the relay had published when
+    #: it sent it (`ledger_position`, `ledger_relayed_through`): what dedupe goes by
+    #: (`projections.positions`). Both 0 for an event read from the event store rather than
+    #: the topic (an auditor's replay), which nothing dedupes.
+    position: int = 0
+    relayed_through: int = 0
     #: The type without its version suffix, e.g. `ledger.learner.enrolled`: what read models
     #: key their handlers by, looked up several times per event.
     kind: str = field(init=False)
@@ -51,6 +61,13 @@ def _aggregate_id(text: str) -> str:
     if not _AGGREGATE_ID.fullmatch(text):
         raise ValueError(f"ce_id names {text!r}, not an aggregate id (a lowercase UUID)")
     return text
+
+
+def _stamp(headers: dict[str, bytes | None], name: str) -> int:
+    value = headers.get(name)
+    if not value:
+        raise ValueError(f"no {name} header (the relay writes one on every record)")
+    return int(value)
 
 
 def read_event(record: Record) -> LedgerEvent:
@@ -66,6 +83,8 @@ def read_event(record: Record) -> LedgerEvent:
             time=datetime.fromisoformat((headers.get("ce_time") or b"").decode()),
             recorded_time=datetime.fromisoformat((headers.get("ce_recordedtime") or b"").decode()),
             data=orjson.loads(record.value or b"{}"),
+            position=_stamp(headers, "ledger_position"),
+            relayed_through=_stamp(headers, "ledger_relayed_through"),
         )
     except (ValueError, TypeError) as error:
         raise MalformedEventError(

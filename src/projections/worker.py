@@ -1,8 +1,8 @@
 """The projection worker: `ledger.events` in, read-model rows out, each event applied once.
 
-It polls a batch, skips events whose version is not above the one stored for their aggregate
-(republished by a relay restart, or redelivered by Kafka), applies the rest in order, and writes
-the rows, the per-aggregate versions and the partition offsets in one transaction.
+It polls a batch, skips events it has seen before (republished by a relay restart; how it knows:
+`projections.positions`), applies the rest in order, and writes the rows and where each
+partition stands in one transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ledger.broker import Consumer, Record
 from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from ledger.settings import Settings
+from ledger.supervision import collection_deferred
 from projections import generations, positions
 from projections.applying import Batch, ModelState, apply_batch, log_batch, read_batch
 from projections.catalog import READ_MODELS
@@ -60,7 +61,7 @@ class ProjectionWorker:
         self._needs_seek = True
         #: The live schema of each model, as of the last seek.
         self._schemas: dict[str, str] = {}
-        #: Rows and versions each model's batches have loaded (see `ModelState` for when
+        #: Rows each model's batches have loaded (see `ModelState` for when
         #: they are dropped).
         self._states: dict[str, ModelState] = {}
 
@@ -102,7 +103,7 @@ class ProjectionWorker:
                 if generation is None:
                     raise LedgerError(f"read model {model.name!r} has no live generation")
                 self._schemas[model.name] = generation.schema
-                # The slowest read model decides where to resume; faster ones skip by version.
+                # The slowest read model decides where to resume; faster ones skip what they saw.
                 stored.append(positions.load_offsets(cur, generation.schema, self.topic))
         for topic, partition in partitions:
             offsets = [s.get(partition) for s in stored]
@@ -131,6 +132,12 @@ class ProjectionWorker:
             self._conn = None
 
     def step(self) -> bool:
+        # The batch is made and dropped inside `_step`, so the collection that may follow
+        # finds it gone rather than walking it.
+        with collection_deferred():
+            return self._step()
+
+    def _step(self) -> bool:
         consumer = self._connect()
         if self._needs_seek:
             self._seek_to_stored(consumer.assignment())

@@ -177,7 +177,7 @@ def test_two_projection_processes_build_the_same_tables(
 def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
     projected: Settings, base_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker keeps rows and versions between batches; a batch whose transaction fails
+    """The worker keeps rows between batches; a batch whose transaction fails
     must not leave its changes there, or the retry would find its events already applied.
 
     Small batches make every learner's rows outlive several of them. The batch that reaches
@@ -195,16 +195,16 @@ def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
         bootstrap = services.kafka_bootstrap(settings)
         ends = end_offsets(bootstrap, settings.events_topic)
         worker = ProjectionWorker(settings, url, bootstrap, max_batch=7)
-        save_offsets = applying.positions.save_offsets
+        save = applying.positions.save
         failed: list[Any] = []
 
-        def failing_once(cur: Any, schema: str, offsets: list[tuple[str, int, int]]) -> None:
-            if not failed and any(ends[p] == o for _, p, o in offsets):
+        def failing_once(cur: Any, schema: str, offsets: dict[Any, int], seen: Any) -> None:
+            if not failed and any(ends[p] == o for (_, p), o in offsets.items()):
                 failed.append(offsets)
                 raise psycopg.OperationalError("injected: the database went away mid-batch")
-            save_offsets(cur, schema, offsets)
+            save(cur, schema, offsets, seen)
 
-        monkeypatch.setattr(applying.positions, "save_offsets", failing_once)
+        monkeypatch.setattr(applying.positions, "save", failing_once)
 
         def caught_up() -> bool:
             try:

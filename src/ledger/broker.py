@@ -153,16 +153,9 @@ class Consumer:
             raise _unavailable(error, "polling", self.bootstrap) from error
         records: list[Record] = []
         for batch in batches.values():
+            # Positional arguments: keywords made building a named tuple measurably slower.
             records.extend(
-                Record(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    key=r.key,
-                    value=r.value,
-                    headers=r.headers or [],
-                    timestamp_ms=r.timestamp,
-                )
+                Record(r.topic, r.partition, r.offset, r.key, r.value, r.headers or [], r.timestamp)
                 for r in batch
             )
         return records

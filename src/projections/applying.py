@@ -82,13 +82,15 @@ def new_events(
     Every readable event counts as seen from now on, whether the model shows it or not.
     """
     fresh: list[LedgerEvent] = []
+    where: positions.Partition | None = None
+    state = positions.Seen()
     for record, event in batch.events:
         if event is None:
             continue
-        where = (record.topic, record.partition)
-        state = seen.get(where)
-        if state is None:
-            state = seen[where] = positions.Seen()
+        if where is None or record.partition != where[1] or record.topic != where[0]:
+            # Records come partition by partition: look the state up only when that changes.
+            where = (record.topic, record.partition)
+            state = seen.setdefault(where, positions.Seen())
         if state.admit(event.position, event.relayed_through) and event.kind in handlers:
             fresh.append(event)
     return fresh

@@ -28,7 +28,10 @@ _AGGREGATE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 
 @dataclass(slots=True)
 class LedgerEvent:
-    """One published domain event: identity, type, subject, times and plain data.
+    """One published domain event: identity, type, subject, business time and plain data.
+
+    Only what read models use: the recorded time (`ce_recordedtime`) is left unread, as
+    parsing it for every record cost time and no read model shows it.
 
     Not frozen: a frozen dataclass sets every field through `object.__setattr__`, a cost paid
     per record on the projections' hot path. Nothing changes an event after it is read.
@@ -41,7 +44,6 @@ class LedgerEvent:
     type: str
     subject: str
     time: datetime
-    recorded_time: datetime
     data: dict[str, Any]
     #: Its id in the event store's notification log, and how far the relay had published when
     #: it sent it (`ledger_position`, `ledger_relayed_through`): what dedupe goes by
@@ -54,7 +56,14 @@ class LedgerEvent:
     kind: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.kind = self.type.rsplit(".v", 1)[0]
+        kind = _KINDS.get(self.type)
+        if kind is None:
+            kind = _KINDS[self.type] = self.type.rsplit(".v", 1)[0]
+        self.kind = kind
+
+
+#: Kinds by type, worked out once per type rather than once per event.
+_KINDS: dict[str, str] = {}
 
 
 def _aggregate_id(text: str) -> str:
@@ -81,7 +90,6 @@ def read_event(record: Record) -> LedgerEvent:
             type=(headers.get("ce_type") or b"").decode(),
             subject=(headers.get("ce_subject") or b"").decode(),
             time=datetime.fromisoformat((headers.get("ce_time") or b"").decode()),
-            recorded_time=datetime.fromisoformat((headers.get("ce_recordedtime") or b"").decode()),
             data=orjson.loads(record.value or b"{}"),
             position=_stamp(headers, "ledger_position"),
             relayed_through=_stamp(headers, "ledger_relayed_through"),

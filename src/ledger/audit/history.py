@@ -90,7 +90,6 @@ def _as_ledger_event(event: Any, subject: str) -> LedgerEvent:
         type=event_type(type(event)),
         subject=subject,
         time=at if isinstance(at, datetime) else event.timestamp,
-        recorded_time=event.timestamp,
         data=data,
     )
 
@@ -146,7 +145,7 @@ def learner_history(
             event_id=f"{item.ledger_event.aggregate_id}:{item.ledger_event.version}",
             type=item.ledger_event.type,
             business_time=item.ledger_event.time,
-            recorded_time=item.ledger_event.recorded_time,
+            recorded_time=item.event.timestamp,
             data=item.ledger_event.data,
             refusal=_refusal(item.ledger_event),
         )

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from ledger.bootstrap import open_ledger
-from ledger.relay import EVENTS_STREAM, Relay
+from ledger.relay import EVENTS_STREAM, PAGE, Relay
 from ledger.settings import Settings
 from ledger.stack import services
 from projections import generations
@@ -19,10 +19,10 @@ from projections.worker import ProjectionWorker
 from .conftest import wait_for
 
 
-def relay_all(settings: Settings) -> None:
-    """Run the relay until everything stored is on `ledger.events`."""
+def relay_all(settings: Settings, page: int = PAGE) -> None:
+    """Run the relay, `page` events at a time, until everything stored is on `ledger.events`."""
     ledger = open_ledger(settings)
-    relay = Relay(ledger, settings, services.kafka_bootstrap(settings))
+    relay = Relay(ledger, settings, services.kafka_bootstrap(settings), batch_size=page)
     try:
         end = ledger.recorder.max_notification_id()
         wait_for(

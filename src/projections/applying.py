@@ -4,7 +4,7 @@ and an audit's scratch copy all share, so they cannot disagree."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -74,13 +74,36 @@ class ModelState:
         return self.rows.scopes > self.LIMIT
 
 
-def new_events(
-    batch: Batch, seen: dict[positions.Partition, positions.Seen], handlers: Container[str]
-) -> list[LedgerEvent]:
-    """The batch's events not seen before that a model has a handler for, in order.
+SeenByPartition = dict[positions.Partition, positions.Seen]
 
-    Every readable event counts as seen from now on, whether the model shows it or not.
+
+class Admissions:
+    """Which events of one batch are new, worked out once for all the read models that stand
+    at the same place.
+
+    Read models written in one transaction (the live worker's) have stored the same positions;
+    each would otherwise walk the whole batch for the same answer.
     """
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        #: (seen before the batch, its new events, seen after it), per place worked out.
+        self._known: list[tuple[SeenByPartition, list[LedgerEvent], SeenByPartition]] = []
+
+    def of(self, seen: SeenByPartition) -> tuple[list[LedgerEvent], SeenByPartition]:
+        """The batch's new events for a model that had seen `seen`, and what it has seen after
+        them (not to be changed: other models may share it)."""
+        for before, events, after in self._known:
+            if before == seen:
+                return events, after
+        before = {p: positions.Seen(s.through, set(s.above)) for p, s in seen.items()}
+        events = new_events(self.batch, seen)
+        self._known.append((before, events, seen))
+        return events, seen
+
+
+def new_events(batch: Batch, seen: SeenByPartition) -> list[LedgerEvent]:
+    """The batch's events not seen before, in order; from now on they count as seen."""
     fresh: list[LedgerEvent] = []
     where: positions.Partition | None = None
     state = positions.Seen()
@@ -91,7 +114,7 @@ def new_events(
             # Records come partition by partition: look the state up only when that changes.
             where = (record.topic, record.partition)
             state = seen.setdefault(where, positions.Seen())
-        if state.admit(event.position, event.relayed_through) and event.kind in handlers:
+        if state.admit(event.position, event.relayed_through):
             fresh.append(event)
     return fresh
 
@@ -102,6 +125,7 @@ def apply_batch(
     schema: str,
     batch: Batch,
     state: ModelState | None = None,
+    admissions: Admissions | None = None,
 ) -> set[tuple[str, int]]:
     """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
 
@@ -109,12 +133,16 @@ def apply_batch(
     model has a handler for are applied: the others change nothing in it. Rows of the learners
     and specializations concerned are loaded once, changed in memory, written back once; what
     was seen and where each partition ends go in the same transaction (the caller's). With a
-    `state` from earlier batches, only rows it does not hold yet are loaded.
+    `state` from earlier batches, only rows it does not hold yet are loaded; with the batch's
+    `admissions`, models that stand at the same place work out what is new once.
     """
     if state is None:
         state = ModelState(model)
-    seen = positions.load_seen(cur, schema)
-    fresh = new_events(batch, seen, model.handlers)
+    if admissions is None:
+        admissions = Admissions(batch)
+    new, seen = admissions.of(positions.load_seen(cur, schema))
+    handlers = model.handlers
+    fresh = [e for e in new if e.kind in handlers]
     if fresh:
         rows = state.rows
         rows.load(cur, schema, {e.subject for e in fresh})

@@ -22,6 +22,7 @@ whole page again, as the same positions under the same R.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from psycopg import Cursor
@@ -72,11 +73,7 @@ def ddl(schema: str) -> list[Composed]:
 
 def load_seen(cur: Cur, schema: str) -> dict[Partition, Seen]:
     """Every partition's `Seen`, as the model's last committed batch left it."""
-    cur.execute(
-        SQL("SELECT topic, partition, relayed_through, seen_above FROM {s}._offsets").format(
-            s=Identifier(schema)
-        )
-    )
+    cur.execute(_load_sql(schema))
     return {(t, int(p)): Seen(int(r), set(above)) for t, p, r, above in cur.fetchall()}
 
 
@@ -88,7 +85,22 @@ def save(
     for (topic, partition), offset in next_offsets.items():
         state = seen.get((topic, partition), Seen())
         rows.append((topic, partition, offset, state.through, sorted(state.above)))
-    cur.executemany(
+    cur.executemany(_save_sql(schema), rows)
+
+
+@lru_cache(maxsize=256)
+def _load_sql(schema: str) -> bytes:
+    return (
+        SQL("SELECT topic, partition, relayed_through, seen_above FROM {s}._offsets")
+        .format(s=Identifier(schema))
+        .as_bytes(None)
+    )
+
+
+@lru_cache(maxsize=256)
+def _save_sql(schema: str) -> bytes:
+    """Composed once per schema: composing it cost more than running it (`rows._statement`)."""
+    return (
         SQL(
             "INSERT INTO {s}._offsets AS o"
             " (topic, partition, next_offset, relayed_through, seen_above)"
@@ -97,8 +109,9 @@ def save(
             " SET next_offset = greatest(o.next_offset, EXCLUDED.next_offset),"
             " relayed_through = EXCLUDED.relayed_through, seen_above = EXCLUDED.seen_above,"
             " updated_at = now()"
-        ).format(s=Identifier(schema)),
-        rows,
+        )
+        .format(s=Identifier(schema))
+        .as_bytes(None)
     )
 
 

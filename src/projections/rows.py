@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -172,6 +172,20 @@ class Counters:
         )
 
 
+@lru_cache(maxsize=1024)
+def _statement(spec: Table | Counters, schema: str) -> bytes:
+    """The statement a batch runs on `spec` in `schema` (a table's upsert, counters' increment),
+    composed and quoted once: doing that on every batch cost about a fifth of a millisecond per
+    statement, several times per batch and read model."""
+    composed = spec.upsert_sql(schema) if isinstance(spec, Table) else spec.increment_sql(schema)
+    return composed.as_bytes(None)
+
+
+@lru_cache(maxsize=1024)
+def _select(table: Table, schema: str) -> bytes:
+    return table.select_sql(schema).as_bytes(None)
+
+
 @dataclass
 class _Loaded:
     rows: dict[Key, Row] = field(default_factory=dict)
@@ -215,7 +229,7 @@ class Rows:
             return
         self._scopes.update(wanted)
         for table in self.tables.values():
-            cur.execute(table.select_sql(schema), (wanted,))
+            cur.execute(_select(table, schema), (wanted,))
             names = table.column_names
             loaded = self._loaded[table.name]
             lists = table.list_columns
@@ -241,7 +255,7 @@ class Rows:
             changed = [rows[k] for k, before in loaded.touched.items() if before != rows[k]]
             loaded.touched = {}
             if changed:
-                cur.execute(table.upsert_sql(schema), (table.rows_json(changed),))
+                cur.execute(_statement(table, schema), (table.rows_json(changed),))
                 written += len(changed)
         for counters in self.counters.values():
             deltas = {k: v for k, v in self._deltas[counters.name].items() if any(v)}
@@ -251,7 +265,7 @@ class Rows:
             keys = sorted(deltas)  # one lock order for every worker process: no deadlock
             arrays = [[k[i] for k in keys] for i in range(len(counters.key))]
             arrays += [[deltas[k][j] for k in keys] for j in range(len(counters.figures))]
-            cur.execute(counters.increment_sql(schema), arrays)
+            cur.execute(_statement(counters, schema), arrays)
             written += len(keys)
         return written
 

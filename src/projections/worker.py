@@ -18,7 +18,14 @@ from ledger.logs import get_logger
 from ledger.settings import Settings
 from ledger.supervision import collection_deferred
 from projections import generations, positions
-from projections.applying import Batch, ModelState, apply_batch, log_batch, read_batch
+from projections.applying import (
+    Admissions,
+    Batch,
+    ModelState,
+    apply_batch,
+    log_batch,
+    read_batch,
+)
 from projections.catalog import READ_MODELS
 from projections.model import ReadModel
 
@@ -162,14 +169,16 @@ class ProjectionWorker:
         """Every read model's share of `batch`, in one transaction: what each applied."""
         conn = self._db()
         applied: dict[str, set[tuple[str, int]]] = {}
+        admissions = Admissions(batch)
         with conn.transaction(), conn.cursor() as cur:
             for model in self.read_models:
                 generation = generations.live(cur, model.name, lock=True)
                 if generation is None or generation.schema != self._schemas.get(model.name):
                     log.info("projections.switched", projection=model.name)
                     raise _Switched(model.name)
-                state = self._state(model)
-                applied[model.name] = apply_batch(cur, model, generation.schema, batch, state)
+                applied[model.name] = apply_batch(
+                    cur, model, generation.schema, batch, self._state(model), admissions
+                )
         return applied
 
     def _state(self, model: ReadModel) -> ModelState:

@@ -10,21 +10,11 @@ import pytest
 from ledger.application import Ledger
 from ledger.broker import Record
 from ledger.outbound import Relayed, relayed_in_order
-from projections.applying import Batch, new_events, read_batch
+from projections.applying import Admissions, Batch, new_events, read_batch
 from projections.events import MalformedEventError, read_event
 from projections.positions import Partition, Seen
 
 from .. import read_scenario
-
-
-class _EveryKind:
-    """Handlers for every kind of event: the dedupe alone decides what is applied."""
-
-    def __contains__(self, kind: object) -> bool:
-        return True
-
-
-ALL_KINDS = _EveryKind()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def applied(records: Sequence[Record], batch_size: int = 1000) -> list[int]:
     positions: list[int] = []
     for start in range(0, len(records), batch_size):
         batch: Batch = read_batch(records[start : start + batch_size])
-        positions += [e.position for e in new_events(batch, seen, ALL_KINDS)]
+        positions += [e.position for e in new_events(batch, seen)]
     return positions
 
 
@@ -117,6 +107,20 @@ def test_the_relay_stamps_pages_of_the_order_it_is_given(template: list[Record])
         for h in (dict(r.headers) for r in relayed_in_order(out, page=3))
     ]
     assert stamps == [(1, 0), (2, 0), (3, 0), (4, 3), (5, 3), (6, 3), (7, 6)]
+
+
+def test_models_that_stand_at_the_same_place_share_what_is_new(template: list[Record]) -> None:
+    records = stamped(template[:6], [(n + 1, 0) for n in range(6)])
+    batch = read_batch(records)
+    admissions = Admissions(batch)
+    behind = {("ledger.events", 0): Seen(0, {1, 2})}
+    first, after = admissions.of({("ledger.events", 0): Seen(0, {1, 2})})
+    again, shared = admissions.of(behind)
+    assert [e.position for e in first] == [3, 4, 5, 6]
+    assert again is first and shared is after
+    assert after == {("ledger.events", 0): Seen(0, {1, 2, 3, 4, 5, 6})}
+    ahead, _ = admissions.of({("ledger.events", 0): Seen(4, set())})
+    assert [e.position for e in ahead] == [5, 6]
 
 
 @pytest.mark.parametrize("missing", ["ledger_position", "ledger_relayed_through"])

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ledger.broker import Record
+from ledger.kafka_records import EncodedHeaders
 
 
 class MalformedEventError(ValueError):
@@ -72,27 +73,33 @@ def _aggregate_id(text: str) -> str:
     return text
 
 
-def _stamp(headers: dict[str, bytes | None], name: str) -> int:
+def _stamp(headers: dict[bytes, bytes | None], name: bytes) -> int:
     value = headers.get(name)
     if not value:
-        raise ValueError(f"no {name} header (the relay writes one on every record)")
+        raise ValueError(f"no {name.decode()} header (the relay writes one on every record)")
     return int(value)
+
+
+def _by_name(headers: list[tuple[str, bytes | None]]) -> dict[bytes, bytes | None]:
+    if isinstance(headers, EncodedHeaders):
+        return headers.by_name()  # the worker's records: one pass over the encoded block
+    return {k.encode(): v for k, v in headers}
 
 
 def read_event(record: Record) -> LedgerEvent:
     """Parse one record written by the relay; raise `MalformedEventError` otherwise."""
     try:
-        headers = dict(record.headers)
-        aggregate, version = (headers.get("ce_id") or b"").decode().rsplit(":", 1)
+        headers = _by_name(record.headers)
+        aggregate, version = (headers.get(b"ce_id") or b"").decode().rsplit(":", 1)
         return LedgerEvent(
             aggregate_id=_aggregate_id(aggregate),
             version=int(version),
-            type=(headers.get("ce_type") or b"").decode(),
-            subject=(headers.get("ce_subject") or b"").decode(),
-            time=datetime.fromisoformat((headers.get("ce_time") or b"").decode()),
+            type=(headers.get(b"ce_type") or b"").decode(),
+            subject=(headers.get(b"ce_subject") or b"").decode(),
+            time=datetime.fromisoformat((headers.get(b"ce_time") or b"").decode()),
             data=orjson.loads(record.value or b"{}"),
-            position=_stamp(headers, "ledger_position"),
-            relayed_through=_stamp(headers, "ledger_relayed_through"),
+            position=_stamp(headers, b"ledger_position"),
+            relayed_through=_stamp(headers, b"ledger_relayed_through"),
         )
     except (ValueError, TypeError) as error:
         raise MalformedEventError(

@@ -52,7 +52,9 @@ def rebuild(
     started = time.perf_counter()
     with psycopg.connect(database_url, autocommit=True) as conn:
         generation = generations.new_generation(conn, model, "building" if switch else "scratch")
-        consumer = Consumer(bootstrap, None, f"ledger-rebuild-{model.name}", max_batch)
+        consumer = Consumer(
+            bootstrap, None, f"ledger-rebuild-{model.name}", max_batch, encoded_headers=True
+        )
         applied = records_read = 0
         try:
             partitions = consumer.assign_all(topic)

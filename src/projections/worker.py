@@ -88,6 +88,7 @@ class ProjectionWorker:
                 self.settings.group_id("projections"),
                 "ledger-projections",
                 self.max_batch,
+                encoded_headers=True,  # read_event reads them (see `ledger.kafka_records`)
             )
             consumer.subscribe([self.topic], self._seek_to_stored, self._forget)
             self._consumer = consumer

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
 
 from ledger import kafka_records
@@ -25,12 +26,17 @@ _read = kafka_records.read_all
 
 
 def _both(buffer: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """kafka-python's reading, and ours (once with headers read, once with them kept encoded
+    and read afterwards, which must agree)."""
     with kafka_records.stock_reader():
         assert DefaultRecordBatch._read_msg is not kafka_records.read_record
         stock = _read(buffer)
     kafka_records.install()
     assert DefaultRecordBatch._read_msg is kafka_records.read_record
-    return stock, _read(buffer)
+    fast = _read(buffer)
+    with kafka_records.encoded_headers():
+        assert _read(buffer) == fast
+    return stock, fast
 
 
 @pytest.fixture
@@ -80,6 +86,31 @@ def test_a_corrupt_record_is_refused_as_kafka_python_refuses_it(
                 _read(bytes(buffer))
             errors.append(type(raised.value))
     assert errors[0] is errors[1]
+
+
+def test_encoded_headers_are_read_by_name_and_only_inside_the_mode(
+    scenario_shapes: list[Shape],
+) -> None:
+    kafka_records.install()
+    buffer = _batch(scenario_shapes[:5])
+    with kafka_records.encoded_headers():
+        records = list(DefaultRecordBatch(buffer))
+    for record, (_, _, headers) in zip(records, scenario_shapes[:5], strict=True):
+        encoded = record.headers
+        assert isinstance(encoded, kafka_records.EncodedHeaders)
+        assert list(encoded) == []  # what kafka-python sees: nothing to measure
+        assert encoded.by_name() == {k.encode(): v for k, v in headers}
+    assert all(type(r.headers) is list for r in DefaultRecordBatch(buffer))
+
+
+def test_a_corrupt_encoded_header_block_is_refused(scenario_shapes: list[Shape]) -> None:
+    kafka_records.install()
+    with kafka_records.encoded_headers():
+        (record,) = DefaultRecordBatch(_batch(scenario_shapes[:1]))
+    block = record.headers.block
+    for damaged in (block[:-3], block + b"\x00", b"\x01" + block[1:]):
+        with pytest.raises(CorruptRecordError):
+            kafka_records.EncodedHeaders(damaged, record.headers.headers).by_name()
 
 
 def test_a_reader_that_disagrees_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,3 +131,18 @@ def test_a_record_without_its_relay_stamp_is_malformed(
     without = record._replace(headers=[(k, v) for k, v in record.headers if k != missing])
     with pytest.raises(MalformedEventError, match=f"no {missing} header"):
         read_event(without)
+
+
+def test_encoded_headers_read_into_the_same_event(template: list[Record]) -> None:
+    """The worker's consumer keeps headers encoded (`kafka_records.EncodedHeaders`)."""
+    from ledger import kafka_records
+
+    records = stamped(template, [(n + 1, 0) for n in range(len(template))])
+    batch = kafka_records.build_batch([(r.key, r.value, r.headers) for r in records], 0)
+    assert kafka_records.install()
+    with kafka_records.encoded_headers():
+        read = list(kafka_records.DefaultRecordBatch(batch))
+    encoded = [r._replace(headers=k.headers) for r, k in zip(records, read, strict=True)]
+    assert all(isinstance(r.headers, kafka_records.EncodedHeaders) for r in encoded)
+    assert [read_event(r) for r in encoded] == [read_event(r) for r in records]
+    assert encoded[0].header("ce_type") == records[0].header("ce_type")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -160,10 +161,7 @@ class Consumer:
         try:
             if self.held:
                 return self._poll_held(timeout_ms)
-            if self.encoded_headers:
-                with kafka_records.encoded_headers():
-                    batches = self._consumer.poll(timeout_ms=timeout_ms)
-            else:
+            with kafka_records.encoded_headers() if self.encoded_headers else nullcontext():
                 batches = self._consumer.poll(timeout_ms=timeout_ms)
         except KafkaError as error:
             raise _unavailable(error, "polling", self.bootstrap) from error

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from psycopg import Cursor
@@ -26,11 +25,6 @@ class Batch:
 
     events: list[tuple[Record, LedgerEvent | None]]
     next_offsets: dict[tuple[str, int], int]
-
-    @cached_property
-    def readable(self) -> list[LedgerEvent]:
-        """The events that are not malformed, in order: what every read model goes through."""
-        return [e for _, e in self.events if e is not None]
 
 
 def read_batch(records: Sequence[Record]) -> Batch:
@@ -66,7 +60,6 @@ class ModelState:
     LIMIT = 20_000
 
     def __init__(self, model: ReadModel) -> None:
-        self.model = model
         self.rows = model.rows()
 
     @property

@@ -153,15 +153,12 @@ class ProjectionWorker:
         if not records:
             return False
         try:
-            self.apply_records(records)
+            batch = self.apply_records(records)
         except _Switched:
             self._needs_seek = True
             return True
-        ends: dict[tuple[str, int], int] = {}
-        for record in records:
-            ends[(record.topic, record.partition)] = record.offset + 1
         try:
-            consumer.commit(ends)
+            consumer.commit(batch.next_offsets)
         except LedgerError as error:
             log.warning("projections.offset_commit_failed", error=str(error))
         return True
@@ -188,8 +185,8 @@ class ProjectionWorker:
             state = self._states[model.name] = ModelState(model)
         return state
 
-    def apply_records(self, records: Sequence[Record]) -> int:
-        """Apply a batch to every read model in one transaction; return events applied."""
+    def apply_records(self, records: Sequence[Record]) -> Batch:
+        """Apply a batch to every read model in one transaction; return it as read."""
         batch = read_batch(records)
         try:
             applied = self._apply(batch)
@@ -197,4 +194,4 @@ class ProjectionWorker:
             self._forget()
             raise
         log_batch(batch, applied)
-        return sum(len(a) for a in applied.values())
+        return batch

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from commands.limits import BusinessTime, Text
 from commands.messages import MESSAGE_TYPES, MessageData
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -43,12 +44,12 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     specversion: str = Field(pattern=r"^1\.0$")
-    id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1, max_length=500)
-    type: str = Field(min_length=1, max_length=200)
-    time: AwareDatetime
-    subject: str = Field(min_length=1, max_length=200)
-    datacontenttype: str | None = None
+    id: Text = Field(min_length=1, max_length=200)
+    source: Text = Field(min_length=1, max_length=500)
+    type: Text = Field(min_length=1, max_length=200)
+    time: BusinessTime
+    subject: Text = Field(min_length=1, max_length=200)
+    datacontenttype: Text | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ and commits the new events together with the intake positions, the accepted (sou
 and the rejections in one PostgreSQL transaction. The positions in PostgreSQL are the truth: on
 every partition assignment, and after any outage, the consumer seeks to them, so a message is
 applied once however often Kafka redelivers it. If a batch cannot be committed as a whole, it is
-replayed one message at a time, so one bad message never holds up the others.
+replayed one message at a time, so one bad message never holds up the others; a message whose
+own outcome cannot be stored either is kept as a rejection (`unstorable`, with the error), so
+even a fault nobody foresaw costs that one message, never its partition. A consumer that stops
+receiving while records wait is replaced by a fresh one (`ledger.liveness`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from ledger.application import LearnerCache, Ledger, LedgerSession
 from ledger.broker import Consumer, Record
 from ledger.domain import learner_aggregate_id, specialization_aggregate_id
 from ledger.errors import LedgerError
+from ledger.heartbeats import Progress
+from ledger.liveness import ConsumerWatch, Stall
 from ledger.logs import get_logger
 from ledger.settings import Settings
 from ledger.store import AcceptedMessage, IntakeBookkeeping, IntakePosition, Rejection
+from ledger.supervision import OUTAGES
 
 log = get_logger(__name__)
 
@@ -92,6 +98,7 @@ class IntakeWorker:
         self._consumer: Consumer | None = None
         self._needs_seek = True
         self.cache = LearnerCache()
+        self.watch = ConsumerWatch()
 
     # Consumer lifecycle
 
@@ -132,6 +139,18 @@ class IntakeWorker:
     def recover(self) -> None:
         self._needs_seek = True
         self.cache.clear()
+        self.recorder.intake_positions(self.topic)  # PostgreSQL answers, or this is an outage
+
+    def progress(self) -> Progress:
+        return Progress(self.watch.last_progress_wall, self.watch.lag, self.watch.rejoins)
+
+    def _rejoin(self, stall: Stall) -> None:
+        """Leave the group and join it again with a fresh consumer (see `ledger.liveness`)."""
+        log.warning("worker.stalled", worker=self.name, action="rejoin", **stall.as_fields())
+        self.close()
+        self._needs_seek = True
+        self.cache.clear()
+        self.watch.restart()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -145,6 +164,10 @@ class IntakeWorker:
         if self._needs_seek:
             self._seek_to_stored(consumer.assignment())
         records = consumer.poll(timeout_ms=200)
+        stall = self.watch.after_poll(consumer, len(records))
+        if stall is not None:
+            self._rejoin(stall)
+            return True
         if not records:
             return False
         outcomes = self.handle_records(records)
@@ -170,7 +193,9 @@ class IntakeWorker:
         """Decide and commit a batch; fall back to one record at a time if the batch fails."""
         try:
             return self._commit_batch(records)
-        except (BatchAborted, IntegrityError) as error:
+        except OUTAGES:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever it was, the split isolates it
             self.cache.clear()  # a version conflict means some cached learner is stale
             log.warning("intake.batch_split", size=len(records), error=str(error)[:300])
         outcomes: list[Outcome] = []
@@ -188,7 +213,34 @@ class IntakeWorker:
                 )
                 self._needs_seek = True
                 break
+            except OUTAGES:
+                raise
+            except Exception as error:
+                log.exception(
+                    "intake.unstorable",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                self.cache.clear()
+                outcomes.append(self._commit_unstorable(record, error))
         return outcomes
+
+    def _commit_unstorable(self, record: Record, error: Exception) -> Outcome:
+        """Keep a record whose outcome could not be stored as a rejection saying why, with
+        its original bytes, and move its partition past it (one transaction, as always)."""
+        message = (
+            f"the ledger could not store the outcome of this message "
+            f"({type(error).__name__}: {str(error)[:300]}); it is kept and can be retried "
+            "once the fault is fixed"
+        )
+        rejected = RejectedMessage("unstorable", message)
+        book = IntakeBookkeeping(
+            positions=[IntakePosition(record.topic, record.partition, record.offset + 1)],
+            rejections=[_rejection(record, rejected)],
+        )
+        self.ledger.session().commit(intake=book)
+        return Outcome(record, "rejected", None, None, rejected.reason, message)
 
     def _commit_batch(self, records: Sequence[Record], *, isolated: bool = False) -> list[Outcome]:
         parsed: list[InboundMessage | RejectedMessage] = []

@@ -9,12 +9,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=200)]
-CourseId = Annotated[str, Field(min_length=1, max_length=100)]
+from commands.limits import BusinessTime, Text
+
+NonEmpty = Annotated[Text, Field(min_length=1, max_length=200)]
+CourseId = Annotated[Text, Field(min_length=1, max_length=100)]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+#: A grade: 0 to 1, with at most 20 decimals (a float from JSON has 17 at most).
+Grade = Annotated[Decimal, Field(ge=0, le=1, max_digits=21, decimal_places=20)]
 
 
 class MessageData(BaseModel):
@@ -98,7 +102,7 @@ class LearnerIntentChanged(LearnerData):
 class CourseGraded(LearnerData):
     TYPE: ClassVar[str] = "ledger.course.graded.v1"
     course_id: CourseId
-    grade: Annotated[Decimal, Field(ge=0, le=1)]
+    grade: Grade
     passed: bool
 
 
@@ -128,7 +132,7 @@ class AidGranted(LearnerData):
 class IdentityVerified(LearnerData):
     TYPE: ClassVar[str] = "ledger.identity.verified.v1"
     method: NonEmpty
-    expires_at: AwareDatetime | None = None
+    expires_at: BusinessTime | None = None
 
 
 class IdentityRejected(LearnerData):

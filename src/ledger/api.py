@@ -24,20 +24,21 @@ saying which.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 import psycopg
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectedMessage, parse
+from commands.limits import storable
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger
 from ledger.broker import BrokerUnavailableError, OutRecord, Producer
@@ -53,6 +54,28 @@ from projections.payments import Payment, payments_of
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 MAX_BATCH = 10_000
+#: The largest request body `POST /v1/events` reads (a full batch of ordinary events fits).
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Content types `POST /v1/events` reads; a request without one is read as JSON too.
+JSON_CONTENT_TYPES = ("application/json", STRUCTURED_CONTENT_TYPE, BATCH_CONTENT_TYPE)
+
+#: An id in a path or query: text the read models can hold, of a sane length. A NUL or a
+#: surrogate would otherwise reach PostgreSQL and come back as a 500.
+Id = Annotated[str, AfterValidator(storable)]
+LearnerId = Annotated[Id, Path(min_length=1, max_length=200, description="The learner's id.")]
+SpecializationId = Annotated[
+    Id, Path(min_length=1, max_length=200, description="The specialization's id.")
+]
+#: Verification codes are 20 characters of base64url (K4); anything else names no certificate.
+VerificationCode = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The certificate's verification code.",
+    ),
+]
 
 
 class AcceptedEvent(BaseModel):
@@ -167,20 +190,63 @@ def _binary_headers(request: Request) -> list[tuple[str, bytes | None]]:
     return headers
 
 
+class BodyError(Exception):
+    """Raised when a request body cannot be read as events at all; carries the HTTP status."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def _media_type(request: Request) -> str | None:
+    value = request.headers.get("content-type")
+    return value.split(";", 1)[0].strip().lower() if value else None
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused (413) once it grows past `MAX_BODY_BYTES`, whatever it declares."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _bodies(request: Request, body: bytes) -> list[tuple[bytes, list[tuple[str, bytes | None]]]]:
-    """The request as (value, headers) pairs, the way they would arrive from Kafka."""
+    """The request as (value, headers) pairs, the way they would arrive from Kafka.
+
+    JSON is read by orjson, as the intake reads it: it refuses nesting deeper than 1,024 and
+    numbers past a double's range with a JSONDecodeError (the standard module raised
+    RecursionError and ValueError, answered as 500s).
+    """
     binary = _binary_headers(request)
+    media = _media_type(request)
     if any(name == "ce_specversion" for name, _ in binary):
         return [(body, binary)]
+    if media is not None and media not in JSON_CONTENT_TYPES:
+        raise BodyError(
+            415,
+            "unsupported_media_type",
+            f"content type {media!r} is not a CloudEvent: send {STRUCTURED_CONTENT_TYPE}, "
+            f"{BATCH_CONTENT_TYPE}, or binary mode (ce-* headers and an application/json body)",
+        )
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return [(body, [])]  # parse() reports it as not_json
     structured: list[tuple[str, bytes | None]] = [
         ("content-type", STRUCTURED_CONTENT_TYPE.encode())
     ]
     if isinstance(document, list):
-        return [(json.dumps(item).encode(), structured) for item in document]
+        return [(orjson.dumps(item), structured) for item in document]
     return [(body, structured)]
 
 
@@ -193,7 +259,7 @@ def _support_routes(connection: Connect) -> APIRouter:
         responses=NOT_FOUND,
         summary="Where a learner is in each specialization they enrolled in",
     )
-    def get_learner(learner_id: str) -> LearnerProgress:
+    def get_learner(learner_id: LearnerId) -> LearnerProgress:
         with connection() as conn:
             progress = learner_progress(conn, learner_id)
         if progress is None:
@@ -205,7 +271,7 @@ def _support_routes(connection: Connect) -> APIRouter:
         responses=NOT_FOUND,
         summary="Is the learner eligible for the certificate, and if not, what is missing",
     )
-    def get_eligibility(learner_id: str, specialization_id: str) -> Eligibility:
+    def get_eligibility(learner_id: LearnerId, specialization_id: SpecializationId) -> Eligibility:
         with connection() as conn:
             try:
                 answer = eligibility(conn, learner_id, specialization_id)
@@ -220,7 +286,7 @@ def _support_routes(connection: Connect) -> APIRouter:
         responses=NOT_FOUND,
         summary="A learner's payments, oldest first, and what became of each",
     )
-    def get_payments(learner_id: str) -> list[Payment]:
+    def get_payments(learner_id: LearnerId) -> list[Payment]:
         with connection() as conn:
             found = payments_of(conn, learner_id)
             # No payments may mean a learner who paid nothing yet or one never seen: only then
@@ -234,7 +300,7 @@ def _support_routes(connection: Connect) -> APIRouter:
         responses=NOT_FOUND,
         summary="Verify a certificate by its verification code: whose, what, valid or revoked",
     )
-    def get_certificate(code: str) -> Certificate:
+    def get_certificate(code: VerificationCode) -> Certificate:
         with connection() as conn:
             found = verify(conn, code)
         if found is None:
@@ -251,7 +317,8 @@ def _support_routes(connection: Connect) -> APIRouter:
     )
     def get_retention(
         specialization: Annotated[
-            str | None, Query(description="Only this specialization (default: all of them).")
+            Id | None,
+            Query(max_length=200, description="Only this specialization (default: all of them)."),
         ] = None,
     ) -> list[dict[str, Any]]:
         with connection() as conn:
@@ -305,6 +372,16 @@ def create_app(settings: Settings) -> FastAPI:
     for error in (psycopg.OperationalError, BrokerUnavailableError, NoLiveGenerationError):
         app.add_exception_handler(error, unavailable)
 
+    async def unstorable(_: Request, error: Exception) -> JSONResponse:
+        # A safety net: every parameter is checked before it reaches PostgreSQL, so this
+        # would be a value the checks missed, which is the client's, not a server error.
+        return JSONResponse(
+            status_code=400,
+            content={"detail": f"a value of the request cannot be looked up: {error}"},
+        )
+
+    app.add_exception_handler(psycopg.DataError, unstorable)
+
     @contextmanager
     def connection() -> Iterator[psycopg.Connection[Any]]:
         with pool.get().connection() as conn:
@@ -314,13 +391,22 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/events",
         status_code=202,
         response_model=Accepted,
-        responses={400: {"model": Rejected}},
+        responses={
+            400: {"model": Rejected},
+            413: {"model": Rejected, "description": "The body is too large."},
+            415: {"model": Rejected, "description": "The body is not JSON CloudEvents."},
+        },
         summary="Publish CloudEvents onto ledger.intake, all or none",
         tags=["intake"],
     )
     async def post_events(request: Request) -> Any:
-        body = await request.body()
-        items = _bodies(request, body)
+        try:
+            items = _bodies(request, await _read_body(request))
+        except BodyError as problem:
+            refused = EventError(index=0, reason=problem.reason, message=problem.message)
+            return JSONResponse(
+                status_code=problem.status, content=Rejected(errors=[refused]).model_dump()
+            )
         if len(items) > MAX_BATCH:
             error = EventError(
                 index=0,

@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ledger.application import Ledger
 from ledger.broker import ensure_topics, warm_up_groups
 from ledger.errors import ConfigurationError
+from ledger.heartbeats import create_table as create_heartbeats_table
 from ledger.settings import Settings
 from ledger.stack.services import database_url, kafka_bootstrap
 from projections.worker import create_tables
@@ -59,6 +60,7 @@ def prepare_database(settings: Settings) -> None:
             ledger = Ledger(env=eventsourcing_env(url, create_table=True))
             ledger.close()
             create_tables(conn)
+            create_heartbeats_table(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 

@@ -231,6 +231,42 @@ class Consumer:
         except KafkaError as error:
             raise _unavailable(error, "committing offsets", self.bootstrap) from error
 
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The next offset this consumer will fetch, per assigned partition whose position is
+        known, read from the client's own state: no request, so it answers even while the
+        client cannot reach its group coordinator (`ledger.liveness`)."""
+        found: dict[tuple[str, int], int] = {}
+        subscription = self._consumer._subscription
+        for tp in list(subscription.assignment):
+            state = subscription.assignment.get(tp)
+            position = getattr(state, "_position", None) if state is not None else None
+            offset = getattr(position, "offset", None)
+            if isinstance(offset, int):
+                found[(tp.topic, tp.partition)] = offset
+        return found
+
+    def lag(self, partitions: Sequence[tuple[str, int]]) -> int:
+        """Records waiting in `partitions` beyond this consumer's positions (one request)."""
+        ends = self.end_offsets(partitions)
+        known = self.positions()
+        return sum(max(0, end - known.get(tp, 0)) for tp, end in ends.items())
+
+    def group_is_stable(self) -> bool:
+        """Whether the client believes itself a member of a stable group."""
+        stable = getattr(self._consumer._coordinator, "stable", None)
+        return bool(stable()) if callable(stable) else True
+
+    def group_state(self) -> str:
+        """What the client believes of its membership, in words, for a stall's log line:
+        member state, the coordinator it knows (if any) and whether a lookup is pending."""
+        coordinator = self._consumer._coordinator
+        state = getattr(coordinator, "state", None)
+        name = getattr(state, "name", str(state)).lower()
+        known = coordinator.coordinator_id
+        lookup = getattr(coordinator, "_find_coordinator_future", None)
+        pending = " (coordinator lookup pending)" if lookup is not None else ""
+        return f"{name}, coordinator {known if known is not None else 'unknown'}{pending}"
+
     def end_offsets(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         try:
             ends = self._consumer.end_offsets(
@@ -241,7 +277,12 @@ class Consumer:
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        """Leave the group (best effort) and close; never raises: a consumer is closed to
+        recover from an outage or a stall, when leaving politely may well fail."""
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=5_000)
+        except KafkaError:
+            self._consumer.close(autocommit=False, timeout_ms=0)
 
 
 class Producer:
@@ -279,7 +320,16 @@ class Producer:
             raise _unavailable(error, "publishing", self.bootstrap) from error
 
     def close(self) -> None:
-        self._producer.close(timeout=5)
+        """Close, giving unsent records 5 s; never raises.
+
+        kafka-python's `close` flushes first and raises `KafkaTimeoutError` when the broker is
+        away: the relay closes its producer to recover from exactly that outage, and the raise
+        used to end the relay (and, under `ledger run`, every worker with it).
+        """
+        try:
+            self._producer.close(timeout=5)
+        except KafkaError:
+            self._producer.close(timeout=0)
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:

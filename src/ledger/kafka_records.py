@@ -15,6 +15,11 @@ long values, many headers, null header values, non-ASCII keys, large timestamp d
 both readers and installs only if every record comes out identical. So a kafka-python release
 that changes the method's contract leaves kafka-python as it is, and says so in the log.
 
+Header names: kafka-python decodes them as strict UTF-8, so one producer's record with a name
+that is not UTF-8 made every poll of its partition raise, for ever. `read_record` decodes them
+with `surrogateescape`: such a name arrives as text with its bytes recoverable, and the record
+is judged like any other (a rejection keeps the name's original bytes, `ledger.store`).
+
 Encoded headers: inside `encoded_headers()` (the projection worker's polls, see
 `broker.Consumer`), `read_record` does not read the headers at all; it keeps their bytes in an
 `EncodedHeaders`, which the caller reads with `by_name()` in one pass. Reading headers into
@@ -115,7 +120,7 @@ class EncodedHeaders(list[tuple[str, bytes | None]]):
             size, pos = decode_varint(block, pos)
             if size < 0:
                 raise CorruptHeadersError(f"Invalid negative header key size {size}")
-            name, pos = block[pos : pos + size].decode("utf-8"), pos + size
+            name, pos = block[pos : pos + size].decode("utf-8", "surrogateescape"), pos + size
             size, pos = decode_varint(block, pos)
             if size >= 0:
                 pairs.append((name, block[pos : pos + size]))
@@ -205,7 +210,7 @@ def read_record(batch: Any) -> DefaultRecord:  # noqa: PLR0912, PLR0915 - inline
             size, pos = decode_varint(buf, pos)
         if size < 0:
             raise CorruptRecordError(f"Invalid negative header key size {size}")
-        name, pos = buf[pos : pos + size].decode("utf-8"), pos + size
+        name, pos = buf[pos : pos + size].decode("utf-8", "surrogateescape"), pos + size
         b = buf[pos]
         if b < 0x80:
             size, pos = (b >> 1) ^ -(b & 1), pos + 1

@@ -12,6 +12,14 @@ reset when a read model is rebuilt from the start (Prometheus treats that as a c
 - `ledger_intake_messages_total`, `ledger_events_stored_total`,
   `ledger_projection_events_applied_total`: how far each stage has come.
 - `ledger_rejections_total`: messages refused at intake, per reason code.
+- `ledger_projection_events_skipped_total`: events a read model could not apply and skipped
+  (`projections.skipped`), per read model.
+- Per worker instance (host:pid:worker), from its heartbeats (`ledger.heartbeats`):
+  `ledger_worker_last_progress_timestamp_seconds` (when it last made progress or had nothing
+  to do: alert when it falls behind the clock), `ledger_worker_heartbeat_timestamp_seconds`,
+  `ledger_worker_lag`, `ledger_worker_state` (1 for its state now), and the counters
+  `ledger_worker_rejoins_total` (stalls it recovered from), `ledger_worker_failures_total`,
+  `ledger_worker_outages_total`.
 """
 
 from __future__ import annotations
@@ -23,11 +31,15 @@ from typing import Any
 from psycopg import Connection
 from psycopg.sql import SQL, Identifier
 
+from ledger import heartbeats
 from ledger.application import Ledger
 from ledger.broker import end_offsets
 from ledger.relay import EVENTS_STREAM, REJECTIONS_STREAM
 from ledger.settings import Settings
 from ledger.stack import services
+from projections import generations
+from projections.catalog import READ_MODELS
+from projections.skipped import count as skipped_count
 from projections.status import projection_lag
 
 #: The content type of text exposition format 0.0.4, as Prometheus' own clients send it.
@@ -41,9 +53,9 @@ class Family:
     name: str
     kind: str
     help: str
-    samples: list[tuple[Mapping[str, object], int]] = field(default_factory=list)
+    samples: list[tuple[Mapping[str, object], float]] = field(default_factory=list)
 
-    def add(self, value: int, **labels: object) -> None:
+    def add(self, value: float, **labels: object) -> None:
         self.samples.append((labels, value))
 
     def lines(self) -> Iterable[str]:
@@ -51,7 +63,8 @@ class Family:
         yield f"# TYPE {self.name} {self.kind}"
         for labels, value in self.samples:
             pairs = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-            yield f"{self.name}{{{pairs}}} {value}" if pairs else f"{self.name} {value}"
+            number = f"{value:.3f}" if isinstance(value, float) else str(value)
+            yield f"{self.name}{{{pairs}}} {number}" if pairs else f"{self.name} {number}"
 
 
 def _escape_help(text: str) -> str:
@@ -124,5 +137,56 @@ def exposition(settings: Settings, ledger: Ledger, conn: Connection[Any]) -> str
     for reason, count in conn.execute(query).fetchall():
         rejections.add(int(count), reason=reason)
 
-    families = (lag, intake, stored, applied, rejections)
+    skipped = Family(
+        "ledger_projection_events_skipped_total",
+        "counter",
+        "Events a read model could not apply and skipped, kept with the reason.",
+    )
+    with conn.cursor() as cur:
+        for read_model in READ_MODELS:
+            generation = generations.live(cur, read_model.name)
+            if generation is not None:
+                skipped.add(skipped_count(cur, generation.schema), read_model=read_model.name)
+
+    families = (lag, intake, stored, applied, rejections, skipped, *_worker_families(conn))
     return "".join(f"{line}\n" for family in families for line in family.lines())
+
+
+def _worker_families(conn: Connection[Any]) -> list[Family]:
+    """The workers' own account of themselves: their heartbeats."""
+    progress = Family(
+        "ledger_worker_last_progress_timestamp_seconds",
+        "gauge",
+        "When the worker last made progress, or last saw nothing to do (seconds since 1970).",
+    )
+    beat = Family(
+        "ledger_worker_heartbeat_timestamp_seconds",
+        "gauge",
+        "When the worker last wrote its heartbeat (seconds since 1970).",
+    )
+    lag = Family("ledger_worker_lag", "gauge", "Records the worker sees waiting for it.")
+    state = Family(
+        "ledger_worker_state", "gauge", "1 for the worker's state now: running, outage, ..."
+    )
+    rejoins = Family(
+        "ledger_worker_rejoins_total",
+        "counter",
+        "Times the worker replaced its consumer after a stall (no progress with lag).",
+    )
+    failures = Family(
+        "ledger_worker_failures_total", "counter", "Unexpected errors the worker restarted after."
+    )
+    outages = Family(
+        "ledger_worker_outages_total", "counter", "Kafka or PostgreSQL outages the worker rode out."
+    )
+    for h in heartbeats.read(conn):
+        labels = {"worker": h.worker, "instance": h.instance}
+        progress.add(h.last_progress_at.timestamp(), **labels)
+        beat.add(h.beat_at.timestamp(), **labels)
+        if h.lag is not None:
+            lag.add(h.lag, **labels)
+        state.add(1, **labels, state=h.state)
+        rejoins.add(h.rejoins, **labels)
+        failures.add(h.failures, **labels)
+        outages.add(h.outages, **labels)
+    return [progress, beat, lag, state, rejoins, failures, outages]

@@ -13,11 +13,13 @@ the last id seen", never by counting. Rejected intake messages are relayed the s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
 from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer
+from ledger.heartbeats import Progress
 from ledger.logs import get_logger
 from ledger.outbound import Relayed, subject_of, to_record
 from ledger.settings import Settings
@@ -62,6 +64,7 @@ class Relay:
         self._subjects: dict[UUID, str] = {}
         self._events_position: int | None = None
         self._rejections_position: int | None = None
+        self._last_progress = time.time()
 
     def _producer_or_connect(self) -> Producer:
         if self._producer is None:
@@ -83,7 +86,12 @@ class Relay:
     def step(self) -> bool:
         published = self._relay_events()
         published += self._relay_rejections()
+        # Published, or found nothing to publish: either way it is keeping up.
+        self._last_progress = time.time()
         return published > 0
+
+    def progress(self) -> Progress:
+        return Progress(self._last_progress)
 
     def _relay_events(self) -> int:
         if self._events_position is None:
@@ -139,7 +147,7 @@ class Relay:
         self._events_position = None
         self._rejections_position = None
         if self._producer is not None:
-            self._producer.close()
+            self._producer.close()  # never raises, even with the broker away
             self._producer = None
 
     def close(self) -> None:

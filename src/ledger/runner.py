@@ -13,16 +13,21 @@ as a crashing worker thread does.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import signal
+import sys
 import threading
 from enum import StrEnum
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+import psycopg
+
 from commands.intake import IntakeWorker
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger, prepare_database, prepare_topics
+from ledger.heartbeats import HeartbeatWriter
 from ledger.logs import configure_logging, get_logger
 from ledger.relay import Relay
 from ledger.settings import Settings
@@ -52,24 +57,31 @@ class Pipeline:
         prepare_topics(settings)
         self.ledger: Ledger = open_ledger(settings)
         bootstrap = kafka_bootstrap(settings)
+        url = database_url(settings)
+        self.heartbeats = HeartbeatWriter(
+            lambda: psycopg.connect(url, autocommit=True, connect_timeout=5)
+        )
         workers: list[Worker] = []
         if which in (WorkerName.ALL, WorkerName.INTAKE):
             workers.append(IntakeWorker(self.ledger, settings, bootstrap, settings.intake_batch))
         if which in (WorkerName.ALL, WorkerName.RELAY):
             workers.append(Relay(self.ledger, settings, bootstrap))
         if which in (WorkerName.ALL, WorkerName.PROJECTIONS):
-            workers.append(ProjectionWorker(settings, database_url(settings), bootstrap))
+            workers.append(ProjectionWorker(settings, url, bootstrap))
         self.workers = workers
         self.threads: list[threading.Thread] = []
 
     def start(self) -> Pipeline:
-        self.threads = run_until_stopped(self.workers, self.stop_event, self.crashed.append)
+        self.threads = run_until_stopped(
+            self.workers, self.stop_event, self.crashed.append, self.heartbeats
+        )
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout_s)
+        self.heartbeats.close()
         self.ledger.close()
 
     def __enter__(self) -> Pipeline:
@@ -146,6 +158,8 @@ def run(settings: Settings, which: WorkerName, processes: int | None = None) -> 
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # `kill -USR1 PID` prints every thread's stack to stderr: what a worker is doing, live.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     children = [
         child
         for worker, count in extra.items()

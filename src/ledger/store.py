@@ -9,6 +9,7 @@ whatever crashes when (DESIGN §6).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -100,12 +101,54 @@ class StoredRejection:
 
 
 def _headers_to_json(headers: Iterable[tuple[str, bytes | None]]) -> str:
-    # Header values are bytes; latin-1 maps every byte to one code point, so this round-trips.
-    return json.dumps([[k, None if v is None else v.decode("latin-1")] for k, v in headers])
+    """Headers as JSON that `jsonb` accepts whatever their bytes: `[name, value]` pairs, each
+    base64 with a third element `"b64"` saying so.
+
+    A header may hold any bytes, NUL among them, and `jsonb` refuses `\\u0000`; the name comes
+    from kafka-python as text that may carry undecodable bytes as surrogates
+    (`ledger.kafka_records`), which `surrogateescape` turns back into those bytes.
+    """
+    return json.dumps(
+        [
+            [
+                _b64(k.encode("utf-8", "surrogateescape")),
+                None if v is None else _b64(v),
+                "b64",
+            ]
+            for k, v in headers
+        ]
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _headers_from_json(value: Any) -> list[tuple[str, bytes | None]]:
-    return [(k, None if v is None else v.encode("latin-1")) for k, v in value]
+    headers: list[tuple[str, bytes | None]] = []
+    for item in value:
+        if len(item) == 3 and item[2] == "b64":
+            name = base64.b64decode(item[0]).decode("utf-8", "surrogateescape")
+            headers.append((name, None if item[1] is None else base64.b64decode(item[1])))
+        else:  # rows written before: latin-1 maps every byte to one code point
+            k, v = item
+            headers.append((k, None if v is None else v.encode("latin-1")))
+    return headers
+
+
+def printable(text: str | None) -> str | None:
+    """`text` as PostgreSQL can store it: NUL and lone surrogates written as escapes.
+
+    For the text columns of a rejection (its reason, and the id and source it claimed): the
+    message itself is kept as its original bytes, so nothing is lost by escaping these.
+    """
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _rejection_from_row(r: Any) -> StoredRejection:
@@ -303,10 +346,10 @@ class LedgerRecorder(PostgresProcessRecorder):
                         r.key,
                         r.value,
                         _headers_to_json(r.headers),
-                        r.reason,
-                        r.message,
-                        r.message_source,
-                        r.message_id,
+                        printable(r.reason),
+                        printable(r.message),
+                        printable(r.message_source),
+                        printable(r.message_id),
                     )
                     for r in book.rejections
                 ],

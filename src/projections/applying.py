@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import Cursor
 
 from ledger.broker import Record
 from ledger.logs import get_logger
-from projections import positions
+from projections import positions, skipped
 from projections.events import LedgerEvent, MalformedEventError, read_event
 from projections.model import ReadModel
 
@@ -21,15 +21,27 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Batch:
-    """Records read back as events (None for a malformed one), and the offsets they end at."""
+    """Records read back as events (None for a malformed one), and the offsets they end at;
+    what was wrong with each malformed record, by offset."""
 
     events: list[tuple[Record, LedgerEvent | None]]
     next_offsets: dict[tuple[str, int], int]
+    malformed: dict[tuple[str, int, int], str] = field(default_factory=dict)
+
+    def one(self, index: int) -> Batch:
+        """The batch of just its `index`-th record (to apply a failed batch event by event)."""
+        record, event = self.events[index]
+        where = (record.topic, record.partition, record.offset)
+        malformed = {where: self.malformed[where]} if where in self.malformed else {}
+        return Batch(
+            [(record, event)], {(record.topic, record.partition): record.offset + 1}, malformed
+        )
 
 
 def read_batch(records: Sequence[Record]) -> Batch:
     events: list[tuple[Record, LedgerEvent | None]] = []
     offsets: dict[tuple[str, int], int] = {}
+    malformed: dict[tuple[str, int, int], str] = {}
     for record in records:
         offsets[(record.topic, record.partition)] = record.offset + 1
         try:
@@ -43,7 +55,8 @@ def read_batch(records: Sequence[Record]) -> Batch:
                 error=str(error),
             )
             events.append((record, None))
-    return Batch(events, offsets)
+            malformed[(record.topic, record.partition, record.offset)] = str(error)
+    return Batch(events, offsets, malformed)
 
 
 class ModelState:
@@ -144,7 +157,29 @@ def apply_batch(
             apply(rows, event)
         rows.flush(cur, schema)
     positions.save(cur, schema, batch.next_offsets, seen)
+    for (topic, partition, offset), error in batch.malformed.items():
+        skipped.record(cur, schema, skipped.Skipped(topic, partition, offset, None, None, error))
     return {(e.aggregate_id, e.version) for e in fresh}
+
+
+def skip_batch(cur: Cursor[tuple[Any, ...]], schema: str, batch: Batch, error: str) -> None:
+    """Move the model past `batch` (one event that failed alone) without applying it, and keep
+    the failure (`projections.skipped`), in the caller's transaction."""
+    _, seen = Admissions(batch).of(positions.load_seen(cur, schema))
+    positions.save(cur, schema, batch.next_offsets, seen)
+    for record, event in batch.events:
+        skipped.record(
+            cur,
+            schema,
+            skipped.Skipped(
+                record.topic,
+                record.partition,
+                record.offset,
+                None if event is None else f"{event.aggregate_id}:{event.version}",
+                None if event is None else event.type,
+                error,
+            ),
+        )
 
 
 def log_batch(batch: Batch, applied: dict[str, set[tuple[str, int]]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Identifier
 
-from projections import positions
+from projections import positions, skipped
 from projections.model import ReadModel
 
 Cur = Cursor[tuple[Any, ...]]
@@ -54,7 +54,7 @@ def schema_name(model: ReadModel, generation: int) -> str:
 
 def _create_schema(cur: Cur, model: ReadModel, schema: str) -> None:
     cur.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-    for statement in [*model.ddl(schema), *positions.ddl(schema)]:
+    for statement in [*model.ddl(schema), *positions.ddl(schema), *skipped.ddl(schema)]:
         cur.execute(statement)
 
 

@@ -2,7 +2,10 @@
 
 It polls a batch, skips events it has seen before (republished by a relay restart; how it knows:
 `projections.positions`), applies the rest in order, and writes the rows and where each
-partition stands in one transaction.
+partition stands in one transaction. A batch that fails is applied again event by event, each
+read model in a savepoint of its own, and an event a model cannot apply is skipped by that model
+alone, with the reason (`projections.skipped`): one bad event never stops a partition. A consumer
+that stops receiving while records wait is replaced by a fresh one (`ledger.liveness`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import psycopg
 
 from ledger.broker import Consumer, Record
 from ledger.errors import LedgerError
+from ledger.heartbeats import Progress
+from ledger.liveness import ConsumerWatch, Stall
 from ledger.logs import get_logger
 from ledger.settings import Settings
-from ledger.supervision import collection_deferred
+from ledger.supervision import OUTAGES, collection_deferred
 from projections import generations, positions
 from projections.applying import (
     Admissions,
@@ -25,6 +30,7 @@ from projections.applying import (
     apply_batch,
     log_batch,
     read_batch,
+    skip_batch,
 )
 from projections.catalog import READ_MODELS
 from projections.model import ReadModel
@@ -40,6 +46,9 @@ def create_tables(conn: psycopg.Connection[Any]) -> None:
 
 class _Switched(Exception):  # noqa: N818 - control flow inside this module
     """A rebuild made another generation live: resume from its positions."""
+
+
+_SWITCHED_OR_OUTAGE: tuple[type[BaseException], ...] = (_Switched, *OUTAGES)
 
 
 class ProjectionWorker:
@@ -71,6 +80,7 @@ class ProjectionWorker:
         #: Rows each model's batches have loaded (see `ModelState` for when
         #: they are dropped).
         self._states: dict[str, ModelState] = {}
+        self.watch = ConsumerWatch()
 
     def _db(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -130,6 +140,20 @@ class ProjectionWorker:
             self._conn.close()
             self._conn = None
         self._needs_seek = True
+        self._db().execute("SELECT 1")  # PostgreSQL answers, or this is an outage
+
+    def progress(self) -> Progress:
+        return Progress(self.watch.last_progress_wall, self.watch.lag, self.watch.rejoins)
+
+    def _rejoin(self, stall: Stall) -> None:
+        """Leave the group and join it again with a fresh consumer (see `ledger.liveness`)."""
+        log.warning("worker.stalled", worker=self.name, action="rejoin", **stall.as_fields())
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        self._forget()
+        self._needs_seek = True
+        self.watch.restart()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -150,6 +174,10 @@ class ProjectionWorker:
         if self._needs_seek:
             self._seek_to_stored(consumer.assignment())
         records = consumer.poll(timeout_ms=200)
+        stall = self.watch.after_poll(consumer, len(records))
+        if stall is not None:
+            self._rejoin(stall)
+            return True
         if not records:
             return False
         try:
@@ -170,13 +198,44 @@ class ProjectionWorker:
         admissions = Admissions(batch)
         with conn.transaction(), conn.cursor() as cur:
             for model in self.read_models:
-                generation = generations.live(cur, model.name, lock=True)
-                if generation is None or generation.schema != self._schemas.get(model.name):
-                    log.info("projections.switched", projection=model.name)
-                    raise _Switched(model.name)
+                schema = self._live_schema(cur, model)
                 applied[model.name] = apply_batch(
-                    cur, model, generation.schema, batch, self._state(model), admissions
+                    cur, model, schema, batch, self._state(model), admissions
                 )
+        return applied
+
+    def _live_schema(self, cur: psycopg.Cursor[Any], model: ReadModel) -> str:
+        generation = generations.live(cur, model.name, lock=True)
+        if generation is None or generation.schema != self._schemas.get(model.name):
+            log.info("projections.switched", projection=model.name)
+            raise _Switched(model.name)
+        return generation.schema
+
+    def _apply_alone(self, batch: Batch) -> dict[str, set[tuple[str, int]]]:
+        """One event, each read model in a savepoint: a model that fails on it skips it."""
+        conn = self._db()
+        applied: dict[str, set[tuple[str, int]]] = {}
+        with conn.transaction(), conn.cursor() as cur:
+            for model in self.read_models:
+                schema = self._live_schema(cur, model)
+                try:
+                    with conn.transaction():
+                        applied[model.name] = apply_batch(
+                            cur, model, schema, batch, ModelState(model)
+                        )
+                except OUTAGES:
+                    raise
+                except Exception as error:
+                    record = batch.events[0][0]
+                    log.exception(
+                        "projections.skipped",
+                        projection=model.name,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    )
+                    skip_batch(cur, schema, batch, f"{type(error).__name__}: {error}")
+                    applied[model.name] = set()
         return applied
 
     def _state(self, model: ReadModel) -> ModelState:
@@ -186,12 +245,22 @@ class ProjectionWorker:
         return state
 
     def apply_records(self, records: Sequence[Record]) -> Batch:
-        """Apply a batch to every read model in one transaction; return it as read."""
+        """Apply a batch to every read model in one transaction; return it as read.
+
+        If that fails for any reason but an outage or a switch of generations, the batch is
+        applied again one event at a time (`_apply_alone`)."""
         batch = read_batch(records)
         try:
             applied = self._apply(batch)
-        except BaseException:
+        except _SWITCHED_OR_OUTAGE:
             self._forget()
             raise
+        except Exception as error:  # noqa: BLE001 - whatever it was, the split isolates it
+            self._forget()
+            log.warning("projections.batch_split", size=len(records), error=str(error)[:300])
+            applied = {}
+            for index in range(len(batch.events)):
+                for name, done in self._apply_alone(batch.one(index)).items():
+                    applied.setdefault(name, set()).update(done)
         log_batch(batch, applied)
         return batch

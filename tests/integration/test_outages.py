@@ -162,3 +162,74 @@ def test_workers_recover_when_the_database_comes_back(
         stop_ledger_run(process, log_path)
     assert "worker.outage" in log_events(log_path)
     assert "worker.recovered" in log_events(log_path)
+
+
+def test_stack_up_after_the_postmaster_was_killed_waits_for_crash_recovery(
+    settings: Settings,
+) -> None:
+    """`kill -9` of the embedded PostgreSQL while a writer commits, then two `ledger stack up
+    postgres` at once (a supervisor and an operator): one starts the server, the other finds
+    it replaying its log. That one used to return at once and fail on its first connection;
+    now both wait until the server is ready, and nothing committed is lost."""
+    if Settings.from_env().database_url:
+        pytest.skip("LEDGER_DATABASE_URL names an external server this test must not kill")
+    import os
+
+    from ledger.stack import postgres
+
+    url = services.database_url(settings)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS crash_probe (n int PRIMARY KEY, pad text)")
+    committed: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    conn.execute(
+                        "INSERT INTO crash_probe VALUES (%s, repeat(md5(%s::text), 2000))", (n, n)
+                    )
+                    committed.append(n)
+        except psycopg.Error:
+            return  # the server went away under it, as intended
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    wait_for(lambda: len(committed) > 3000, 60, "the writer to commit a log worth replaying")
+    postmaster = postgres.read_postmaster(settings.state_path)
+    assert postmaster is not None
+    os.kill(postmaster.pid, signal.SIGKILL)
+    stop.set()
+    writer.join(30)
+    env = {**cli_env(settings), "LEDGER_DATABASE_URL": ""}
+    ledger = Path(sys.executable).with_name("ledger")
+    started = time.monotonic()
+    ups = [
+        subprocess.Popen(
+            [str(ledger), "stack", "up", "postgres"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    time.sleep(0.5)
+    ups.append(
+        subprocess.Popen(
+            [str(ledger), "stack", "up", "postgres"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    for up in ups:
+        output, _ = up.communicate(timeout=300)
+        assert up.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert time.monotonic() - started < 300
+    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM crash_probe").fetchone()
+        conn.execute("DROP TABLE crash_probe")
+    assert row is not None
+    assert row[0] >= len(committed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ from ledger.domain.chain import GENESIS, hash_of_event
 from ledger.domain.ids import learner_aggregate_id
 from ledger.domain.reasons import Reason
 from ledger.domain.specialization import Curriculum, Policy, Price, Specialization
+from ledger.domain.timeline import days_after
 
 #: I1: how long a verification is valid when the identity service names no expiry.
 DEFAULT_VERIFICATION_DAYS = 365
@@ -807,8 +808,8 @@ class Learner(Aggregate):
                 f"payment {payment_id} was not counted ({payment.reason}) and is being "
                 "returned already",
             )
-        elif at > payment.paid_at + timedelta(days=payment.refund_window_days):
-            closed = payment.paid_at + timedelta(days=payment.refund_window_days)
+        elif at > days_after(payment.paid_at, payment.refund_window_days):
+            closed = days_after(payment.paid_at, payment.refund_window_days)
             refusal = (
                 Reason.REFUND_WINDOW_CLOSED,
                 f"the {payment.refund_window_days}-day refund window closed on "
@@ -864,7 +865,7 @@ class Learner(Aggregate):
 
     def verify_identity(self, method: str, expires_at: datetime | None, at: datetime) -> None:
         """I1: valid from `at` until `expires_at` (default a year later) unless revoked."""
-        expires = expires_at or at + timedelta(days=DEFAULT_VERIFICATION_DAYS)
+        expires = expires_at or days_after(at, DEFAULT_VERIFICATION_DAYS)
         if expires <= at:
             self._refuse(
                 "verify_identity",

@@ -3,6 +3,12 @@
 pgserver ships a real PostgreSQL build as a wheel and listens on a Unix socket only, so nothing on
 the machine can collide with it. We let pgserver initialise and start the server, and find and
 stop it ourselves through the standard `postmaster.pid` file, which works from any process.
+
+After a crash (the postmaster killed with SIGKILL, the machine losing power) the next start
+replays the write-ahead log before it accepts connections, which takes from a moment to
+minutes; and the old server's backends may hold its shared memory for a few seconds more, so
+the first attempts to start can fail outright. `start` therefore tries again until the server
+says it is ready (`postmaster.pid`'s status line) and accepts a connection, or a deadline passes.
 """
 
 from __future__ import annotations
@@ -11,9 +17,13 @@ import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
 
 from ledger.errors import StackError
 
@@ -27,6 +37,8 @@ class Postmaster:
     pid: int
     port: int
     socket_dir: str
+    #: `starting` (also while recovering from a crash), `ready`, `stopping` or `standby`.
+    status: str = "ready"
 
 
 def data_dir(state_dir: Path) -> Path:
@@ -49,7 +61,8 @@ def read_postmaster(state_dir: Path) -> Postmaster | None:
         return None
     except PermissionError:
         pass  # alive, owned by the pgserver system user
-    return Postmaster(pid=pid, port=int(lines[3]), socket_dir=lines[4].strip())
+    status = lines[7].strip() if len(lines) > 7 else "starting"
+    return Postmaster(pid=pid, port=int(lines[3]), socket_dir=lines[4].strip(), status=status)
 
 
 def url(postmaster: Postmaster, database: str = DATABASE_NAME) -> str:
@@ -60,11 +73,53 @@ def url(postmaster: Postmaster, database: str = DATABASE_NAME) -> str:
     )
 
 
-def start(state_dir: Path) -> Postmaster:
-    """Initialise (first time) and start the server; return it once it accepts connections."""
-    running = read_postmaster(state_dir)
-    if running is not None:
-        return running
+#: How long `start` waits for the server to be ready (crash recovery included) by default.
+START_TIMEOUT_S = 600.0
+
+
+def start(
+    state_dir: Path,
+    timeout_s: float = START_TIMEOUT_S,
+    waiting: Callable[[str], None] | None = None,
+) -> Postmaster:
+    """Initialise (first time) and start the server; return it once it accepts connections.
+
+    A server that is already starting (recovering from a crash) is waited for; `waiting` is
+    told, once, what is being waited for.
+    """
+    deadline = time.monotonic() + timeout_s
+    told = False
+    last_error: Exception | None = None
+    while True:
+        running = read_postmaster(state_dir)
+        if running is None:
+            try:
+                _launch(state_dir)
+            except Exception as error:  # noqa: BLE001 - retried until the deadline, then shown
+                last_error = error
+        else:
+            ready = _ready(running)
+            if ready:
+                _ensure_database(running)
+                return running
+            if waiting is not None and not told:
+                waiting(
+                    f"PostgreSQL (pid {running.pid}) is {running.status}, probably recovering "
+                    "from a crash; waiting until it accepts connections"
+                )
+                told = True
+        if time.monotonic() > deadline:
+            directory = data_dir(state_dir)
+            log = directory / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            raise StackError(
+                f"the embedded PostgreSQL in {directory} was not ready within {timeout_s:.0f} s"
+                f" ({last_error or 'still starting'}); its log ends:\n{tail}"
+            )
+        time.sleep(0.5)
+
+
+def _launch(state_dir: Path) -> None:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset on servers; pgserver copes without it.
         warnings.simplefilter("ignore")
@@ -72,22 +127,28 @@ def start(state_dir: Path) -> Postmaster:
 
     directory = data_dir(state_dir)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    get_server(directory, cleanup_mode=None)
+
+
+def _ready(postmaster: Postmaster) -> bool:
+    """Whether the server says it is ready and really takes a connection."""
+    if postmaster.status != "ready":
+        return False
     try:
-        server = get_server(directory, cleanup_mode=None)
-    except Exception as error:
-        log = directory / "log"
-        tail = log.read_text()[-2000:] if log.exists() else "(no log)"
-        raise StackError(
-            f"the embedded PostgreSQL in {directory} did not start ({error}); its log ends:\n{tail}"
-        ) from error
-    postmaster = read_postmaster(state_dir)
-    if postmaster is None:
-        raise StackError(f"the embedded PostgreSQL in {directory} started but is not running")
-    # DATABASE_NAME is a constant of ours, never input.
-    result = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
-    if "(1 row)" not in result:
-        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
-    return postmaster
+        with psycopg.connect(url(postmaster, "postgres"), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _ensure_database(postmaster: Postmaster) -> None:
+    with psycopg.connect(url(postmaster, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if found is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
 
 
 def stop(state_dir: Path, timeout_s: float = 60.0) -> bool:

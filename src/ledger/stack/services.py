@@ -7,6 +7,7 @@ its state directory. `down` therefore stops only what `up` started.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,12 +49,18 @@ def kafka_bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap or LOCAL_KAFKA_BOOTSTRAP
 
 
-def up(settings: Settings, only: Service | None = None) -> list[ServiceStatus]:
-    """Start the embedded services that are not given by the environment; harmless if up."""
+def up(
+    settings: Settings,
+    only: Service | None = None,
+    waiting: Callable[[str], None] | None = None,
+) -> list[ServiceStatus]:
+    """Start the embedded services that are not given by the environment; harmless if up.
+
+    A PostgreSQL still recovering from a crash is waited for (`waiting` is told so)."""
     state = settings.state_path
     state.mkdir(parents=True, exist_ok=True)
     if only in (None, Service.POSTGRES) and not settings.database_url:
-        postgres.start(state)
+        postgres.start(state, waiting=waiting)
     if only in (None, Service.KAFKA) and not settings.kafka_bootstrap:
         kafka.start(state)
     return status(settings)

@@ -92,7 +92,7 @@ def stack_up(
 ) -> None:
     """Start PostgreSQL and Kafka (unless given by the environment) and create the topics."""
     settings = _settings()
-    statuses = services.up(settings, service, waiting=lambda what: err.print(what))
+    statuses = services.up(settings, service, waiting=err.print)
     if service in (None, Service.POSTGRES):
         from ledger.bootstrap import prepare_database  # noqa: PLC0415 - only needed here
 

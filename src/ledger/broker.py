@@ -26,6 +26,11 @@ from ledger.errors import LedgerError
 Headers = list[tuple[str, bytes | None]]
 
 
+#: The longest a poll waits for the member to finish joining its group: past the group's session
+#: timeout (10 s), the longest a broker holds a JoinGroup waiting for a member that died.
+JOIN_WAIT_MS = 15_000
+
+
 class BrokerUnavailableError(LedgerError):
     """Raised when Kafka does not answer in time; the caller waits and tries again."""
 
@@ -105,6 +110,7 @@ class Consumer:
         """`encoded_headers`: the records' headers come as `kafka_records.EncodedHeaders`, for a
         caller that reads them with `by_name()` (the projection worker: it is faster)."""
         self.bootstrap = bootstrap
+        self.group_id = group_id
         self.encoded_headers = encoded_headers
         kafka_records.install()
         try:
@@ -157,7 +163,18 @@ class Consumer:
         self._consumer.resume(*self._consumer.assignment())
 
     def poll(self, timeout_ms: int) -> list[Record]:
-        """The next records of the assigned partitions, oldest first within each partition."""
+        """The next records of the assigned partitions, oldest first within each partition.
+
+        While the member is joining its group the poll waits up to `JOIN_WAIT_MS`, however
+        short `timeout_ms` is: kafka-python 3.0.12 throws away a join that completes after the
+        poll that started it has timed out, and joins again (`BaseCoordinator.join_group_async`
+        starts a new JoinGroup when it finds the last one done instead of taking its result).
+        With 200 ms polls on a loaded machine, or a broker holding the JoinGroup while a dead
+        member's session runs out, every join outlived its poll: the member re-joined for ever,
+        believing itself assigned, fetching nothing, saying nothing (`ledger.liveness`).
+        """
+        if self.group_id is not None and not self.group_is_stable():
+            timeout_ms = max(timeout_ms, JOIN_WAIT_MS)
         try:
             if self.held:
                 return self._poll_held(timeout_ms)

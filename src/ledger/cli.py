@@ -22,6 +22,7 @@ from rich.table import Table
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger
 from ledger.broker import OutRecord, Producer
+from ledger.chaos.command import chaos_app
 from ledger.errors import LedgerError, NotFoundError
 from ledger.logs import configure_logging
 from ledger.publishing import check_lines, publish
@@ -62,6 +63,7 @@ audit_app = typer.Typer(
     no_args_is_help=True, help="Histories as the ledger knew them, and proof nothing was altered."
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(chaos_app, name="chaos")
 
 # Off a terminal rich assumes 80 columns and squeezes tables; logs and CI output are wider.
 out = Console() if sys.stdout.isatty() else Console(width=140)
@@ -70,7 +72,7 @@ err = Console(stderr=True)
 
 def _settings() -> Settings:
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.kafka_log)
     return settings
 
 
@@ -705,3 +707,7 @@ def main() -> None:
     except LedgerError as error:
         err.print(f"ledger: {error}", markup=False)
         sys.exit(1)
+
+
+if __name__ == "__main__":  # `python -m ledger.cli`: how `ledger chaos` runs itself again
+    main()

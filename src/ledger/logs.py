@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,8 +21,14 @@ def _add_pid(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any
     return event
 
 
-def configure_logging(log_format: str | None = None, level: str = "info") -> None:
-    """Set up structlog (and the standard library loggers of Kafka and psycopg) once."""
+def configure_logging(
+    log_format: str | None = None, level: str = "info", kafka_log: Path | None = None
+) -> None:
+    """Set up structlog (and the standard library loggers of Kafka and psycopg) once.
+
+    With `kafka_log`, kafka-python's own debug log (every request and response, every state
+    change of the group member) goes to that file: how a stall of its coordinator was
+    diagnosed (`ledger.liveness`)."""
     use_json = log_format == "json" or (log_format is None and not sys.stderr.isatty())
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [
@@ -48,7 +55,16 @@ def configure_logging(log_format: str | None = None, level: str = "info") -> Non
     # kafka-python logs every failed reconnect at WARNING/ERROR; while a broker is away that is
     # one line per try. Our workers log the outage themselves, once per failure.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    kafka = logging.getLogger("kafka")
+    kafka.setLevel(logging.CRITICAL)
+    if kafka_log is not None:
+        handler = logging.FileHandler(kafka_log)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s")
+        )
+        kafka.addHandler(handler)
+        kafka.setLevel(logging.DEBUG)
+        kafka.propagate = False
 
 
 def get_logger(name: str) -> Any:

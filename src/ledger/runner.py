@@ -18,6 +18,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+import time
 from enum import StrEnum
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -27,12 +28,19 @@ import psycopg
 from commands.intake import IntakeWorker
 from ledger.application import Ledger
 from ledger.bootstrap import open_ledger, prepare_database, prepare_topics
+from ledger.errors import StackError
 from ledger.heartbeats import HeartbeatWriter
 from ledger.logs import configure_logging, get_logger
 from ledger.relay import Relay
 from ledger.settings import Settings
 from ledger.stack.services import database_url, kafka_bootstrap
-from ledger.supervision import Worker, run_until_stopped, tune_garbage_collector
+from ledger.supervision import (
+    MAX_BACKOFF_S,
+    OUTAGES,
+    Worker,
+    run_until_stopped,
+    tune_garbage_collector,
+)
 from projections.worker import ProjectionWorker
 
 log = get_logger(__name__)
@@ -49,9 +57,14 @@ class WorkerName(StrEnum):
 class Pipeline:
     """The running workers of one process, and the `Ledger` they share."""
 
-    def __init__(self, settings: Settings, which: WorkerName = WorkerName.ALL) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        which: WorkerName = WorkerName.ALL,
+        stop_event: threading.Event | None = None,
+    ) -> None:
         self.settings = settings
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.crashed: list[str] = []
         prepare_database(settings)
         prepare_topics(settings)
@@ -105,7 +118,7 @@ def run_api(settings: Settings) -> int:
 
 def _worker_process(settings: Settings, which: WorkerName) -> None:
     """Entry point of an extra worker process (started with spawn: no inherited threads)."""
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.kafka_log)
     raise SystemExit(run(settings, which, processes=1))
 
 
@@ -136,6 +149,36 @@ def stop_processes(children: list[BaseProcess], timeout_s: float = 30.0) -> None
             child.join()
 
 
+#: What a worker starting up waits out: an outage, or the embedded server not running (yet).
+_SERVICES_AWAY: tuple[type[BaseException], ...] = (*OUTAGES, StackError)
+
+
+def open_pipeline(settings: Settings, which: WorkerName, stop: threading.Event) -> Pipeline | None:
+    """The pipeline, once PostgreSQL and Kafka answer: a worker started during an outage
+    waits it out (saying so once) instead of exiting; None if stopped meanwhile."""
+    wait = 0.0
+    waiting_since: float | None = None
+    while not stop.is_set():
+        try:
+            pipeline = Pipeline(settings, which, stop)
+        except _SERVICES_AWAY as error:
+            wait = min(MAX_BACKOFF_S, max(0.5, wait * 2))
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning(
+                    "runner.waiting",
+                    error=str(error)[:500],
+                    error_type=type(error).__name__,
+                    retry_in_s=wait,
+                )
+            stop.wait(wait)
+            continue
+        if waiting_since is not None:
+            log.info("runner.services_up", waited_s=round(time.monotonic() - waiting_since, 1))
+        return pipeline
+    return None
+
+
 def run(settings: Settings, which: WorkerName, processes: int | None = None) -> int:
     """Run until SIGINT/SIGTERM; return the process exit status."""
     if which is WorkerName.API:
@@ -150,16 +193,19 @@ def run(settings: Settings, which: WorkerName, processes: int | None = None) -> 
         if which in (WorkerName.ALL, worker):
             wanted = configured if processes is None else processes
             extra[worker] = wanted - 1
-    pipeline = Pipeline(settings, which)
+    stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("runner.stopping", signal=signal.Signals(signum).name)
-        pipeline.stop_event.set()
+        stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     # `kill -USR1 PID` prints every thread's stack to stderr: what a worker is doing, live.
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    pipeline = open_pipeline(settings, which, stop)
+    if pipeline is None:
+        return 0  # stopped while waiting for the services
     children = [
         child
         for worker, count in extra.items()

@@ -13,6 +13,7 @@
 | `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`), on 127.0.0.1 | 8080 |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
+| `LEDGER_KAFKA_LOG` | a file for kafka-python's own debug log (diagnosing the client) | none |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Settings(BaseModel):
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    kafka_log: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +65,7 @@ class Settings(BaseModel):
             "topic_prefix": "LEDGER_TOPIC_PREFIX",
             "log_format": "LEDGER_LOG_FORMAT",
             "log_level": "LEDGER_LOG_LEVEL",
+            "kafka_log": "LEDGER_KAFKA_LOG",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         try:

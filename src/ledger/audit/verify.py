@@ -44,6 +44,10 @@ class Mismatch:
     subject: str  # learner id, or read model and table
     event_id: str | None
     message: str
+    #: What is wrong, for tools that count: `altered` (a chain link or a record's content),
+    #: `missing`, `twice` (with different content), `order`, `extra` (on the topic only, or a
+    #: row the log does not give), `lacking` (a row the log gives).
+    kind: str = ""
 
 
 @dataclass
@@ -109,8 +113,8 @@ class _Verifier:
         self.subjects: dict[UUID, str] = {}
         self.last_offset: dict[UUID, int] = {}
 
-    def miss(self, check: str, subject: str, event_id: str | None, message: str) -> None:
-        self.report.mismatches.append(Mismatch(check, subject, event_id, message))
+    def miss(self, check: str, subject: str, event_id: str | None, message: str, kind: str) -> None:
+        self.report.mismatches.append(Mismatch(check, subject, event_id, message, kind))
 
     def event(
         self, event: Any, log: dict[str, list[_Published]], relayed_up_to: int, notification_id: int
@@ -131,6 +135,7 @@ class _Verifier:
                     f"learner {subject}: event {event_id} links to {event.previous_hash[:12]}…, "
                     f"but event {before} hashes to {expected[:12]}…: {before} was altered "
                     "(or removed) in the event store",
+                    "altered",
                 )
             self.heads[aggregate] = hash_of_event(event)
         copies = log.pop(event_id, [])
@@ -143,6 +148,7 @@ class _Verifier:
                     subject,
                     event_id,
                     f"event {event_id} of {subject} is not on {self.settings.events_topic}",
+                    "missing",
                 )
             return
         expected_record = to_record(self.settings.events_topic, event, subject)
@@ -155,6 +161,7 @@ class _Verifier:
                 f"event {event_id} of {subject} differs between the event store and "
                 f"{self.settings.events_topic} (partition {first.partition}, offset "
                 f"{first.offset}): one of them was altered",
+                "altered",
             )
         for copy in copies[1:]:
             if copy.value == first.value:
@@ -166,6 +173,7 @@ class _Verifier:
                     event_id,
                     f"event {event_id} is on {self.settings.events_topic} twice with "
                     f"different content (offsets {first.offset} and {copy.offset})",
+                    "twice",
                 )
         previous = self.last_offset.get(aggregate)
         if previous is not None and first.offset < previous:
@@ -175,6 +183,7 @@ class _Verifier:
                 event_id,
                 f"event {event_id} of {subject} is on {self.settings.events_topic} before "
                 "the event that precedes it",
+                "order",
             )
         self.last_offset[aggregate] = first.offset
 
@@ -228,6 +237,7 @@ def verify(
             f"{settings.events_topic} holds event {event_id} (partition "
             f"{copies[0].partition}, offset {copies[0].offset}), which the event "
             "store does not",
+            "extra",
         )
     if read_models:
         _compare_read_models(settings, learner_id, report, progress)
@@ -266,6 +276,7 @@ def _compare_read_models(
                         f"{model.name}.{table}",
                         None,
                         f"{model.name}.{table} has a row the log does not give: {row}",
+                        "extra",
                     )
                 )
             for row in only_rebuilt:
@@ -275,5 +286,6 @@ def _compare_read_models(
                         f"{model.name}.{table}",
                         None,
                         f"{model.name}.{table} lacks a row the log gives: {row}",
+                        "lacking",
                     )
                 )

@@ -302,6 +302,15 @@ class Consumer:
             self._consumer.close(autocommit=False, timeout_ms=0)
 
 
+def _sendable(headers: Headers) -> list[tuple[str, bytes]]:
+    """Headers as kafka-python's producer takes them: it refuses a null value (which the record
+    format allows, and other clients send), so one is sent as empty: what `ledger rejections
+    retry` does with a message that carried one."""
+    if all(v is not None for _, v in headers):
+        return headers  # type: ignore[return-value]
+    return [(k, b"" if v is None else v) for k, v in headers]
+
+
 class Producer:
     """An idempotent producer (acks=all): a retried send never duplicates within a session."""
 
@@ -327,7 +336,7 @@ class Producer:
         """Send the records in order and wait until the broker has acknowledged every one."""
         try:
             futures = [
-                self._producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
+                self._producer.send(r.topic, key=r.key, value=r.value, headers=_sendable(r.headers))
                 for r in records
             ]
             self._producer.flush(timeout=timeout_s)

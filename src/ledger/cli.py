@@ -70,6 +70,24 @@ out = Console() if sys.stdout.isatty() else Console(width=140)
 err = Console(stderr=True)
 
 
+def _checked_id(value: str) -> str:
+    """An id as the read models can look it up, or a clear error (no NUL, valid UTF-8: a shell
+    can pass bytes that are not, which Python keeps as surrogates PostgreSQL cannot take)."""
+    from commands.limits import storable  # noqa: PLC0415 - pydantic only when asked
+
+    try:
+        return storable(value)
+    except ValueError as error:
+        raise typer.BadParameter(f"{value!r} {error}") from None
+
+
+LearnerArg = Annotated[str, typer.Argument(help="The learner's id.", callback=_checked_id)]
+SpecializationArg = Annotated[
+    str, typer.Argument(help="The specialization's id.", callback=_checked_id)
+]
+CodeArg = Annotated[str, typer.Argument(help="A verification code.", callback=_checked_id)]
+
+
 def _settings() -> Settings:
     settings = Settings.from_env()
     configure_logging(settings.log_format, settings.log_level, settings.kafka_log)
@@ -185,7 +203,7 @@ def publish_command(
 
 @learner_app.command("show")
 def learner_show(
-    learner_id: str,
+    learner_id: LearnerArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Where a learner is in each specialization they enrolled in."""
@@ -203,8 +221,8 @@ def learner_show(
 
 @learner_app.command("why")
 def learner_why(
-    learner_id: str,
-    specialization_id: str,
+    learner_id: LearnerArg,
+    specialization_id: SpecializationArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Is the learner eligible for the specialization certificate, and if not, what is missing."""
@@ -226,7 +244,7 @@ def learner_why(
 
 @certificate_app.command("verify")
 def certificate_verify(
-    code: str,
+    code: CodeArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Whose certificate a verification code is, for what, and whether it is still valid."""
@@ -335,12 +353,20 @@ def _parse_time(text: str) -> datetime:
         raise LedgerError(
             f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-01T12:00:00+00:00)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    from ledger.domain.timeline import EARLIEST, LATEST, within  # noqa: PLC0415
+
+    if not within(moment):
+        raise LedgerError(
+            f"--as-of {text!r} is outside the times the ledger records "
+            f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
+        )
+    return moment
 
 
 @audit_app.command("history")
 def audit_history(
-    learner_id: str,
+    learner_id: LearnerArg,
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="Only what was recorded by then (ISO 8601; UTC if no zone)."),
@@ -369,7 +395,7 @@ def audit_history(
 
 @audit_app.command("export")
 def audit_export(
-    learner_id: str,
+    learner_id: LearnerArg,
     to: Annotated[
         Path | None, typer.Option("--to", help="File to write (default: stdout).")
     ] = None,

@@ -48,7 +48,12 @@ def test_every_fault_once_loses_duplicates_and_reorders_nothing_and_recovers() -
         assert row["runs"] == 1, name
         assert row["messages"] > 100, name
         for column in ("lost", "duplicated", "reordered", "diverged", "unrecovered", "crashes"):
-            assert row[column] == 0, (name, column, report["failed_runs"], report["_stderr"][-3000:])
+            assert row[column] == 0, (
+                name,
+                column,
+                report["failed_runs"],
+                report["_stderr"][-3000:],
+            )
     assert report["_exit"] == 0, report["_stderr"][-3000:]
 
 
@@ -74,6 +79,8 @@ def test_a_fuzz_of_2000_messages_accounts_for_every_one() -> None:
     assert report["accepted"] > 500 and report["rejected"] > 500
     # Every kind of hostile message was sent, and none of them is missing.
     kinds = report["by_kind"]
-    assert {"nul-attribute", "nul-header", "time-out-of-span", "tombstone", "bit-flip"} <= set(kinds)
+    assert {"nul-attribute", "nul-header", "time-out-of-span", "tombstone", "bit-flip"} <= set(
+        kinds
+    )
     assert all(counts.get("missing", 0) == 0 for counts in kinds.values())
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,6 +10,7 @@ import dataclasses
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -306,6 +307,21 @@ def test_metrics_and_docs(settings: Settings, api: str) -> None:
     assert found['ledger_projection_events_applied_total{read_model="payments"}'] == events_end
     assert found["ledger_events_stored_total"] >= 16  # grace's history alone
     assert found['ledger_rejections_total{reason="not_json"}'] >= 1
+    # Each worker of `ledger run` says, through its heartbeat, when it last made progress.
+    for worker in ("intake", "relay", "projections"):
+        progress = {
+            series: value
+            for series, value in found.items()
+            if series.startswith(
+                f'ledger_worker_last_progress_timestamp_seconds{{worker="{worker}"'
+            )
+        }
+        assert progress, f"no heartbeat of the {worker} on /metrics"
+        assert all(time.time() - 600 < value <= time.time() + 5 for value in progress.values())
+        states = [s for s in found if s.startswith(f'ledger_worker_state{{worker="{worker}"')]
+        assert any('state="running"' in s for s in states), states
+    assert "# TYPE ledger_worker_rejoins_total counter\n" in text
+    assert 'ledger_projection_events_skipped_total{read_model="payments"} 0' in text
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert {

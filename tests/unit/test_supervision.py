@@ -243,3 +243,22 @@ def test_closing_a_producer_with_the_broker_away_never_raises() -> None:
     producer._producer = stuck
     producer.close()
     assert stuck.timeouts == [5, 0]
+
+
+def test_a_zombie_postmaster_is_not_running() -> None:
+    """A postmaster killed with SIGKILL stays a zombie until reaped, and a zombie answers
+    kill(pid, 0): `stack up` once waited for such a one for ever."""
+    import os
+    import time
+
+    from ledger.stack.postgres import _alive
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        time.sleep(0.2)  # it has exited, and nobody has waited for it yet
+        assert not _alive(pid)
+        assert _alive(os.getpid())
+    finally:
+        os.waitpid(pid, 0)

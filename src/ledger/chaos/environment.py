@@ -3,12 +3,14 @@
 `ledger chaos` runs itself again inside `unshare --net --pid`: the new network namespace has only
 a loopback interface, so the chaos broker listens on 127.0.0.1:9092 beside any other, and
 cutting the network (`set_loopback(False)`) cuts every TCP connection of the run (Kafka's, the
-API's) and nothing of the machine's. In the new PID namespace the run is process 1, so when it
-ends, however it ends, the kernel ends every process it started (broker, database, workers):
-nothing of a chaos run outlives it. PostgreSQL (pgserver) listens on a Unix socket, so a cut leaves it
-reachable, as a database on the same host would be. The broker's jars are resolved by Maven
-before entering (the namespace has no route out) and shared through a symbolic link; the state
-directory is a short temporary path, since Unix socket paths are limited to about 107 bytes.
+API's) and nothing of the machine's. In the new PID namespace a small init (`chaos.init`) is
+process 1 and the run its child: when the run ends, however it ends, the kernel ends every
+process it started (broker, database, workers), so nothing of a chaos run outlives it.
+
+PostgreSQL (pgserver) listens on a Unix socket, so a cut leaves it reachable, as a database on
+the same host would be. The broker's jars are resolved by Maven before entering (the namespace
+has no route out) and shared through a symbolic link; the state directory is a short temporary
+path, since Unix socket paths are limited to about 107 bytes.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def run_inside(argv: list[str], main_state: Path, *, keep: bool = False) -> int:
         "--",
         sys.executable,
         "-m",
-        "ledger.cli",
+        "ledger.chaos.init",  # process 1 in there: reaps orphans, passes on signals
         *argv,
     ]
     try:

@@ -643,6 +643,8 @@ def _send(
             "data": CATALOG_DATA,
         }
         producer.send_all([_record(settings, _structured("catalog", catalog, False))])
+        result.count("catalog", "sent")
+        result.sent_kafka += 1
         wait_for_catalog(settings, [SPEC])
         through_kafka = [m for m in messages if not m.via_api]
         for start in range(0, len(through_kafka), 2000):
@@ -650,7 +652,7 @@ def _send(
             producer.send_all([_record(settings, m) for m in chunk], timeout_s=120)
             for m in chunk:
                 result.count(m.kind, "sent")
-        result.sent_kafka = len(through_kafka)
+        result.sent_kafka += len(through_kafka)
         with httpx.Client(base_url=API_URL, timeout=30) as client:
             for m in messages:
                 if m.via_api:
@@ -659,6 +661,8 @@ def _send(
                     result.sent_api += 1
         producer.send_all([_record(settings, m) for m in sentinels])
         result.sent_kafka += len(sentinels)
+        for m in sentinels:
+            result.count(m.kind, "sent")
     finally:
         producer.close()
 

@@ -55,14 +55,26 @@ def read_postmaster(state_dir: Path) -> Postmaster | None:
     if len(lines) < 5 or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
+    if not _alive(pid):
+        return None
+    status = lines[7].strip() if len(lines) > 7 else "starting"
+    return Postmaster(pid=pid, port=int(lines[3]), socket_dir=lines[4].strip(), status=status)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs: exists, and is not a zombie (a postmaster killed with SIGKILL stays
+    one until its parent reaps it, and a zombie still answers `kill(pid, 0)`)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
         pass  # alive, owned by the pgserver system user
-    status = lines[7].strip() if len(lines) > 7 else "starting"
-    return Postmaster(pid=pid, port=int(lines[3]), socket_dir=lines[4].strip(), status=status)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: trust kill(pid, 0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def url(postmaster: Postmaster, database: str = DATABASE_NAME) -> str:

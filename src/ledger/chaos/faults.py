@@ -208,8 +208,14 @@ def held_transaction(run: Run) -> None:
 
 
 def crash_mid_save(run: Run) -> None:
-    """Kill the intake while its transaction of a large batch (50+ events) is in flight."""
+    """Kill the intake while its transaction of a large batch (50+ events) is in flight.
+
+    The load arrives a few messages at a time, so the intake is frozen for a moment first:
+    the backlog that builds up is its next batch."""
     _arm(run.settings, 30.0, 50)
+    run.workers.pause("intake")
+    time.sleep(2.5)
+    run.workers.resume("intake")
     if not _wait_for_hold(run.settings):
         _arm(run.settings, 0, 1)
         run.story.append("no batch of 50 events came to kill")

@@ -132,14 +132,20 @@ def start(
 
 
 def _launch(state_dir: Path) -> None:
+    """Initialise the data directory if new, and start the server (it is not running).
+
+    `PostgresServer(...)` rather than pgserver's `get_server`: that one keeps the server it
+    started per process and hands it back unchecked, so a process that had started it once
+    (`ledger chaos`, which restarts it after each kill) never started it again.
+    """
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset on servers; pgserver copes without it.
         warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server  # noqa: PLC0415 - heavy; only to start
+        from pgserver.postgres_server import PostgresServer  # noqa: PLC0415 - heavy; only to start
 
     directory = data_dir(state_dir)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    get_server(directory, cleanup_mode=None)
+    directory.mkdir(parents=True, exist_ok=True)
+    PostgresServer(directory.resolve(), cleanup_mode=None)
 
 
 def _ready(postmaster: Postmaster) -> bool:

@@ -224,6 +224,7 @@ def crash_mid_save(run: Run) -> None:
     with psycopg.connect(database_url(run.settings), autocommit=True) as conn:
         for pid in _sleeping_backends(run.settings):  # its backend would sleep on: end it
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    _arm(run.settings, 0, 1)  # the killed transaction's own disarming was rolled back
     down = _downtime(run)
     run.story.append(f"intake killed mid-save of a large batch, down {down:.1f} s")
     time.sleep(down)

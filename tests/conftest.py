@@ -1,16 +1,27 @@
-"""Shared by every test tier: the run's header names the services the integration tests use."""
+"""Shared by every test tier: hypothesis profiles, and (for a run with integration tests) a
+report line naming the services they use.
+
+The services are looked for only once pytest knows integration tests were collected: a
+unit-only run (`make unit`, or `pytest tests/unit`) neither needs nor probes PostgreSQL or Kafka.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import settings as hypothesis_settings
 
-from ledger.settings import Settings
-from ledger.stack import services
 
+def pytest_report_collectionfinish(
+    config: pytest.Config, start_path: Path, items: list[pytest.Item]
+) -> list[str]:
+    if not any(item.get_closest_marker("integration") for item in items):
+        return []
+    from ledger.settings import Settings
+    from ledger.stack import services
 
-def pytest_report_header() -> list[str]:
     settings = Settings.from_env()
     lines = []
     for status in services.status(settings):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.broker import Record
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.outbound import Relayed, subject_of, to_record
 from projections.events import LedgerEvent, read_event
 

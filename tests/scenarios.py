@@ -1,4 +1,9 @@
-"""The acceptance scenario of the rulebook, runnable on any `Ledger` (in memory or PostgreSQL)."""
+"""What every test tier shares: the one `T0`, the one catalog builder, and the rulebook's
+acceptance scenario, runnable on any `Ledger` (in memory or on PostgreSQL).
+
+`catalog_data` is a specialization as its publish message carries it; `published` the same as
+the `Specialization` aggregate the rules work on: every tier builds its catalog from these.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,61 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from ledger.application import Ledger
-from ledger.domain import Learner
-from ledger.domain.learner import Intent
+from ledger.domain import Learner, Policy, Price, Specialization
+from ledger.domain.learner_state import Intent
 
+#: The moment every test's business time counts from.
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DS = "jhu-data-science"
 DS_COURSES = tuple(f"ds-{n}" for n in range(1, 10))
 DS_CAPSTONE = "ds-capstone"
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+PARTNERS = ("Johns Hopkins University",)
+
+
+def catalog_data(
+    specialization_id: str = DS,
+    *,
+    title: str = "Data Science",
+    courses: tuple[str, ...] | list[str] = DS_COURSES,
+    capstone: str = DS_CAPSTONE,
+) -> dict[str, Any]:
+    """The `data` of a `ledger.specialization.published.v1` message."""
+    return {
+        "specialization_id": specialization_id,
+        "title": title,
+        "partners": list(PARTNERS),
+        "language": "en",
+        "courses": list(courses),
+        "capstone_course_id": capstone,
+    }
+
+
+def published(
+    specialization_id: str = "ds",
+    courses: tuple[str, ...] = DS_COURSES,
+    capstone: str = DS_CAPSTONE,
+    at: datetime = T0,
+    *,
+    title: str = "Data Science",
+    price: Price | None = None,
+    policy: Policy | None = None,
+) -> Specialization:
+    """The same specialization as the aggregate: what the rules are given."""
+    data = catalog_data(specialization_id, title=title, courses=courses, capstone=capstone)
+    return Specialization.publish(
+        specialization_id=specialization_id,
+        title=data["title"],
+        partners=tuple(data["partners"]),
+        language=data["language"],
+        courses=tuple(data["courses"]),
+        capstone_course_id=data["capstone_course_id"],
+        price=price or Price(),
+        policy=policy or Policy(),
+        at=at,
+    )
 
 
 @dataclass
@@ -27,13 +78,14 @@ class Outcome:
 def data_science_learner(ledger: Ledger, seed: int, learner_id: str = "ada") -> Outcome:
     """Shuffled passes, payments at random moments, identity after the last grade, capstone."""
     rng = random.Random(seed)
+    data = catalog_data(DS)
     ledger.publish_specialization(
         specialization_id=DS,
-        title="Data Science",
-        partners=("Johns Hopkins University",),
-        language="en",
-        courses=DS_COURSES,
-        capstone_course_id=DS_CAPSTONE,
+        title=data["title"],
+        partners=tuple(data["partners"]),
+        language=data["language"],
+        courses=tuple(data["courses"]),
+        capstone_course_id=data["capstone_course_id"],
         at=T0,
     )
     hours = iter(range(1, 10_000))

@@ -13,7 +13,7 @@ from commands import messages as m
 from commands.cloudevents import InboundMessage
 from ledger.application import LedgerSession
 from ledger.domain import Policy, Price
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 
 Handler = Callable[[LedgerSession, InboundMessage], None]
 TData = TypeVar("TData", bound=m.MessageData)

@@ -27,7 +27,7 @@ from ledger.domain import (
     learner_aggregate_id,
     specialization_aggregate_id,
 )
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.errors import SpecializationExistsError, UnknownSpecializationError
 from ledger.store import IntakeBookkeeping, LedgerRecorder
 

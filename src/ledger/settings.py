@@ -20,19 +20,47 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from ledger.errors import ConfigurationError
 
 LOCAL_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+PREFIX = "LEDGER_"
+
+#: The environment `from_env` reads (os.environ unless a test gives its own).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ledger_environ", default=None)
 
 
-class Settings(BaseModel):
-    """Everything a ledger process is told by its environment."""
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, over the mapping `from_env` was given."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(
+            os.environ if environ is None else environ,
+            self.case_sensitive,
+            self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
+
+
+class Settings(BaseSettings):
+    """Everything a ledger process is told by its environment (`LEDGER_*`, see the table)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="forbid", env_ignore_empty=True
+    )
 
     state_dir: Path = Field(default=Path(".ledger"))
     database_url: str | None = None
@@ -50,29 +78,31 @@ class Settings(BaseModel):
     kafka_log: Path | None = None
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments (`model_copy`, tests), then the environment; no `.env` file."""
+        return (init_settings, _Environment(settings_cls))
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the `LEDGER_*` variables; a bad value is reported with the variable's name."""
-        env = os.environ if environ is None else environ
-        names = {
-            "state_dir": "LEDGER_STATE_DIR",
-            "database_url": "LEDGER_DATABASE_URL",
-            "kafka_bootstrap": "LEDGER_KAFKA_BOOTSTRAP",
-            "partitions": "LEDGER_PARTITIONS",
-            "intake_batch": "LEDGER_INTAKE_BATCH",
-            "intake_processes": "LEDGER_INTAKE_PROCESSES",
-            "projection_processes": "LEDGER_PROJECTION_PROCESSES",
-            "api_port": "LEDGER_API_PORT",
-            "topic_prefix": "LEDGER_TOPIC_PREFIX",
-            "log_format": "LEDGER_LOG_FORMAT",
-            "log_level": "LEDGER_LOG_LEVEL",
-            "kafka_log": "LEDGER_KAFKA_LOG",
-        }
-        values = {field: env[var] for field, var in names.items() if env.get(var)}
+        """Read the `LEDGER_*` variables; a bad value is reported with the variable's name,
+        all of them in one line."""
+        token = _ENVIRON.set(environ)
         try:
-            return cls.model_validate(values)
+            return cls()
         except ValidationError as error:
-            problems = "; ".join(f"{names[str(e['loc'][0])]}: {e['msg']}" for e in error.errors())
+            problems = "; ".join(
+                f"{PREFIX}{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors()
+            )
             raise ConfigurationError(f"bad ledger environment: {problems}") from None
+        finally:
+            _ENVIRON.reset(token)
 
     @property
     def state_path(self) -> Path:
@@ -98,3 +128,20 @@ class Settings(BaseModel):
     @property
     def topics(self) -> tuple[str, str, str]:
         return (self.intake_topic, self.events_topic, self.rejections_topic)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where PostgreSQL and Kafka are: resolved once, by the composition root
+    (`ledger.entrypoints.bootstrap.services`), and handed to whatever needs them.
+
+    `Settings` says what the environment asks for (perhaps nothing: the embedded servers);
+    this says where they actually are, the embedded PostgreSQL's socket found.
+    """
+
+    database_url: str
+    kafka_bootstrap: str
+
+    def with_database(self, database_url: str) -> Services:
+        """The same services with another database (a scratch one of a test or benchmark)."""
+        return Services(database_url, self.kafka_bootstrap)

@@ -15,11 +15,9 @@ pause, not the process. Each worker's state, failures and progress are written a
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Protocol
 
 import psycopg
@@ -28,6 +26,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from ledger.broker import BrokerUnavailableError
 from ledger.heartbeats import HeartbeatWriter, Progress
 from ledger.logs import get_logger
+from ledger.memory import collection_deferred, tune_garbage_collector
 
 #: Errors that mean "a service is away for now", not "this input is bad" or "this code is wrong".
 OUTAGES: tuple[type[BaseException], ...] = (
@@ -42,6 +41,16 @@ OUTAGES: tuple[type[BaseException], ...] = (
 MAX_BACKOFF_S = 5.0
 #: The longest wait after repeated failures (a bug that does not go away).
 MAX_FAILURE_BACKOFF_S = 30.0
+
+__all__ = [
+    "MAX_BACKOFF_S",
+    "OUTAGES",
+    "Worker",
+    "collection_deferred",
+    "run_until_stopped",
+    "run_worker",
+    "tune_garbage_collector",
+]
 
 log = get_logger(__name__)
 
@@ -62,45 +71,6 @@ class Worker(Protocol):
 
     def close(self) -> None:
         """Release connections."""
-
-
-#: Allocations between young-generation collections, and young collections per older one.
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_garbage_collector() -> None:
-    """Make the cyclic garbage collector run far less often in a ledger process.
-
-    A worker allocates many short-lived objects per message (parsed messages, events, rows)
-    while holding a large, long-lived learner cache. With Python's default thresholds
-    (700, 10, 10) the collector runs every few messages and regularly walks the whole cache:
-    about 15% of the intake's CPU, measured with `ledger bench intake`. Larger thresholds keep
-    collecting cyclic garbage, only in bigger, rarer passes.
-    """
-    gc.collect()
-    gc.freeze()  # what exists at start-up (modules, classes) is never garbage
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-@contextmanager
-def collection_deferred() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of one batch; it runs, if due, just after.
-
-    A batch holds tens of thousands of young objects at once (records, events, rows), all
-    alive until it ends: a collection in the middle walks them all to free none of them, and
-    the projection worker spent about a sixth of its time in such collections
-    (`ledger bench projections --interleaved`). Afterwards they are gone, and a collection
-    walks only what the batch left behind (the rows its worker keeps). Allocation counts go
-    on while the collector is off, so no collection is skipped, only moved.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class _Backoff:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from projections import certificates, learner_progress, payments, retention
 from projections.model import ReadModel
+from projections.read_models import certificates, learner_progress, payments, retention
 
 READ_MODELS: tuple[ReadModel, ...] = (
     learner_progress.MODEL,

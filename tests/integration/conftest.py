@@ -7,30 +7,15 @@ never see each other's data. When the services are missing the tests fail under 
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from commands.cloudevents import structured
-from ledger.bootstrap import prepare_database, prepare_topics
-from ledger.broker import OutRecord, Producer, Record
 from ledger.settings import Settings
 from ledger.stack import services
 
-T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import Publisher, fresh_settings
 
 
 @pytest.fixture(scope="session")
@@ -44,29 +29,6 @@ def base_settings() -> Settings:
             pytest.fail(message)
         pytest.skip(message)
     return settings
-
-
-@contextmanager
-def fresh_settings(base_settings: Settings) -> Iterator[Settings]:
-    """Settings naming a new database and new topics on the running services (dropped after)."""
-    run = secrets.token_hex(4)
-    database = f"ledger_test_{run}"
-    admin_url = services.database_url(base_settings)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    test_settings = base_settings.model_copy(
-        update={
-            "database_url": make_conninfo(admin_url, dbname=database),
-            "topic_prefix": f"test-{run}.",
-        }
-    )
-    try:
-        prepare_database(test_settings)
-        prepare_topics(test_settings)
-        yield test_settings
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -83,141 +45,8 @@ def own_settings(base_settings: Settings) -> Iterator[Settings]:
         yield test_settings
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
-    """The environment under which a `ledger` subprocess sees the test's database and topics."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "LEDGER_STATE_DIR": str(settings.state_path),
-            "LEDGER_DATABASE_URL": settings.database_url or "",
-            "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
-            "LEDGER_LOG_FORMAT": "json",
-        }
-    )
-    if settings.kafka_bootstrap:
-        env["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    return env
-
-
-def ledger_cli(
-    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    ledger = Path(sys.executable).with_name("ledger")
-    return subprocess.run(
-        [str(ledger), *args],
-        env=env or cli_env(settings),
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=180,
-    )
-
-
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 60.0, what: str = "") -> T:
-    """Poll until `probe` returns something truthy; fail naming `what` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-class Publisher:
-    """Publishes CloudEvents onto the test's intake topic, numbering their ids."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.producer = Producer(
-            services.kafka_bootstrap(settings), "test-publisher", delivery_timeout_ms=120_000
-        )
-        self.count = 0
-        self.prefix = f"test-{secrets.token_hex(3)}"
-
-    def record(
-        self,
-        event_type: str,
-        subject: str,
-        data: dict[str, Any],
-        at: datetime,
-        *,
-        message_id: str | None = None,
-        binary: bool = False,
-    ) -> OutRecord:
-        self.count += 1
-        message_id = message_id or f"{self.prefix}-{self.count}"
-        topic = self.settings.intake_topic
-        if not binary:
-            value = structured(event_type, "urn:test", message_id, at, subject, data)
-            return OutRecord(
-                topic, subject.encode(), value, [("content-type", b"application/cloudevents+json")]
-            )
-        headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", message_id.encode()),
-            ("ce_source", b"urn:test"),
-            ("ce_type", event_type.encode()),
-            ("ce_time", at.isoformat().encode()),
-            ("ce_subject", subject.encode()),
-            ("content-type", b"application/json"),
-        ]
-        return OutRecord(topic, subject.encode(), json.dumps(data).encode(), headers)
-
-    def send(self, *records: OutRecord, timeout_s: float = 30.0) -> None:
-        self.producer.send_all(list(records), timeout_s=timeout_s)
-
-    def close(self) -> None:
-        self.producer.close()
-
-
 @pytest.fixture
 def publisher(settings: Settings) -> Iterator[Publisher]:
     p = Publisher(settings)
     yield p
     p.close()
-
-
-def read_topic(
-    settings: Settings, topic: str, expect: int, timeout_s: float = 30.0
-) -> list[Record]:
-    """Every record of `topic` from the beginning, once at least `expect` have arrived."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=services.kafka_bootstrap(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
-    )
-    records: list[Record] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and len(records) < expect:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(
-                    Record(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []))
-                    for r in batch
-                )
-    finally:
-        consumer.close()
-    return records
-
-
-def specialization_stored(settings: Settings, specialization_id: str) -> bool:
-    """True once the intake has stored the specialization (E0: publish the catalog, then wait)."""
-    from ledger.domain import specialization_aggregate_id
-
-    try:
-        with psycopg.connect(
-            services.database_url(settings), autocommit=True, connect_timeout=3
-        ) as conn:
-            row = conn.execute(
-                "SELECT 1 FROM ledger_events WHERE originator_id = %s",
-                (specialization_aggregate_id(specialization_id),),
-            ).fetchone()
-    except psycopg.OperationalError:
-        return False
-    return row is not None

@@ -19,16 +19,9 @@ from commands.handlers import handle
 from ledger.application import Ledger
 from ledger.broker import OutRecord
 
-from ..scenarios import DS, DS_CAPSTONE, DS_COURSES, T0
+from ..scenarios import DS, DS_CAPSTONE, DS_COURSES, T0, catalog_data
 
-PUBLISHED = {
-    "specialization_id": DS,
-    "title": "Data Science",
-    "partners": ["Johns Hopkins University"],
-    "language": "en",
-    "courses": list(DS_COURSES),
-    "capstone_course_id": DS_CAPSTONE,
-}
+PUBLISHED = catalog_data(DS)
 
 
 @dataclass

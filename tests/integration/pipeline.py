@@ -6,23 +6,21 @@ from typing import Any
 
 import psycopg
 
-from ledger.bootstrap import open_ledger
 from ledger.relay import EVENTS_STREAM, PAGE, Relay
 from ledger.settings import Settings
-from ledger.stack import services
 from projections import generations
 from projections.catalog import READ_MODELS
 from projections.rebuild import table_dump
 from projections.status import projection_lag
 from projections.worker import ProjectionWorker
 
-from .conftest import wait_for
+from .helpers import open_ledger, services_of, wait_for
 
 
 def relay_all(settings: Settings, page: int = PAGE) -> None:
     """Run the relay, `page` events at a time, until everything stored is on `ledger.events`."""
     ledger = open_ledger(settings)
-    relay = Relay(ledger, settings, services.kafka_bootstrap(settings), batch_size=page)
+    relay = Relay(ledger, settings, services_of(settings).kafka_bootstrap, batch_size=page)
     try:
         end = ledger.recorder.max_notification_id()
         wait_for(
@@ -40,15 +38,15 @@ def relay_all(settings: Settings, page: int = PAGE) -> None:
 
 def projected_to_the_end(settings: Settings) -> bool:
     """Whether every read model has applied all of a non-empty `ledger.events`."""
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
-        lags = projection_lag(conn, services.kafka_bootstrap(settings), settings.events_topic)
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
+        lags = projection_lag(conn, services_of(settings).kafka_bootstrap, settings.events_topic)
     return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
 
 
 def project_all(settings: Settings) -> None:
     """Run the projection worker until every read model is at the end of `ledger.events`."""
     worker = ProjectionWorker(
-        settings, services.database_url(settings), services.kafka_bootstrap(settings)
+        settings, services_of(settings).database_url, services_of(settings).kafka_bootstrap
     )
 
     def caught_up() -> bool:
@@ -62,7 +60,7 @@ def project_all(settings: Settings) -> None:
 
 
 def dumps(settings: Settings) -> dict[str, Any]:
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         result = {}
         for model in READ_MODELS:
             with conn.cursor() as cur:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
-DS = "jhu-data-science"
-DS_COURSES = [f"ds-{n}" for n in range(1, 10)]
+from ..scenarios import DS, DS_COURSES, T0, catalog_data
 
-PUBLISHED: dict[str, Any] = {
-    "specialization_id": DS,
-    "title": "Data Science",
-    "partners": ["Johns Hopkins University"],
-    "language": "en",
-    "courses": DS_COURSES,
-    "capstone_course_id": "ds-capstone",
-}
+__all__ = ["DS", "DS_COURSES", "PUBLISHED", "T0", "at", "enrolled", "graded"]
+
+PUBLISHED: dict[str, Any] = catalog_data(DS)
 
 
 def enrolled(learner: str, intent: str = "certificate") -> dict[str, Any]:

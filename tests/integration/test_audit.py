@@ -12,17 +12,15 @@ import pytest
 
 from ledger.audit.history import learner_history
 from ledger.audit.verify import verify
-from ledger.bootstrap import open_ledger
 from ledger.domain import learner_aggregate_id
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.settings import Settings
-from ledger.stack import services
-from projections.learner_progress import learner_progress
+from projections.read_models.learner_progress import learner_progress
 
 from .. import read_scenario
 from ..read_scenario import AT
 from ..scenarios import DS
-from .conftest import cli_env, ledger_cli
+from .helpers import cli_env, ledger_cli, open_ledger, services_of
 from .pipeline import project_all, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
@@ -36,12 +34,12 @@ def audited(own_settings: Settings) -> Settings:
 def test_verify_names_the_learner_and_event_altered_by_sql(audited: Settings) -> None:
     ledger = open_ledger(audited)
     try:
-        clean = verify(ledger, audited)
+        clean = verify(ledger, audited, services_of(audited))
         assert clean.ok, clean.mismatches
         assert clean.events == clean.records == 50
         assert clean.learners == 3
         bob = learner_aggregate_id("bob")
-        with psycopg.connect(services.database_url(audited), autocommit=True) as conn:
+        with psycopg.connect(services_of(audited).database_url, autocommit=True) as conn:
             changed = conn.execute(
                 "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'),"
                 " '\"49.00\"', '\"4.90\"'), 'UTF8')"
@@ -49,7 +47,7 @@ def test_verify_names_the_learner_and_event_altered_by_sql(audited: Settings) ->
                 (bob,),
             ).rowcount
         assert changed == 1
-        report = verify(ledger, audited, read_models=False)
+        report = verify(ledger, audited, services_of(audited), read_models=False)
     finally:
         ledger.close()
     assert not report.ok
@@ -105,7 +103,7 @@ def test_as_of_before_and_after_a_certificate_matches_what_support_saw(
     own_settings: Settings,
 ) -> None:
     settings = own_settings
-    url = services.database_url(settings)
+    url = services_of(settings).database_url
     ledger = open_ledger(settings)
     try:
         read_scenario.build(ledger)  # the catalog, and learners who are not in this test

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.chaos.faults import FAULTS
+from ledger.entrypoints.chaos.faults import FAULTS
 
 pytestmark = pytest.mark.integration
 

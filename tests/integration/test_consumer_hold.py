@@ -6,13 +6,14 @@ import pytest
 
 from ledger.broker import Consumer, OutRecord, Producer
 from ledger.settings import Settings
-from ledger.stack import services
+
+from .helpers import services_of
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_held_consumer_hands_out_everything_once_released(own_settings: Settings) -> None:
-    bootstrap = services.kafka_bootstrap(own_settings)
+    bootstrap = services_of(own_settings).kafka_bootstrap
     topic = own_settings.intake_topic
     producer = Producer(bootstrap, "test-hold")
     try:

@@ -8,19 +8,18 @@ import psycopg
 import pytest
 
 from ledger.broker import end_offsets
-from ledger.runner import Pipeline
+from ledger.entrypoints.runner import Pipeline
 from ledger.settings import Settings
-from ledger.stack import services
-from projections.learner_progress import learner_progress
+from projections.read_models.learner_progress import learner_progress
 
-from .conftest import Publisher, ledger_cli, read_topic, wait_for
+from .helpers import Publisher, ledger_cli, read_topic, services_of, wait_for
 from .scenario import DS, PUBLISHED, at, enrolled, graded
 
 pytestmark = pytest.mark.integration
 
 
 def progress_of(settings: Settings, learner: str):
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         return learner_progress(conn, learner)
 
 
@@ -30,7 +29,7 @@ def test_messages_flow_from_intake_to_the_read_model(
     grade_1 = publisher.record(
         "ledger.course.graded.v1", "ada", graded("ada", "ds-1"), at(20), message_id="grade-1"
     )
-    with Pipeline(settings) as pipeline:
+    with Pipeline(settings, services_of(settings)) as pipeline:
         publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
         wait_for(lambda: pipeline.ledger.get_specialization(DS), what="the catalog")
         publisher.send(
@@ -114,7 +113,7 @@ def test_messages_flow_from_intake_to_the_read_model(
     assert shown == json.loads(progress.model_dump_json())
 
     # ledger.events carries ada's history once, in order, as binary-mode CloudEvents.
-    bootstrap = services.kafka_bootstrap(settings)
+    bootstrap = services_of(settings).kafka_bootstrap
     everything = sum(end_offsets(bootstrap, settings.events_topic).values())
     records = read_topic(settings, settings.events_topic, expect=everything)
     ada = [r for r in records if r.header("ce_subject") == "ada"]
@@ -133,7 +132,7 @@ def test_messages_flow_from_intake_to_the_read_model(
     assert ada[1].header("ce_time") == at(1).isoformat()
 
     # Rejected input is kept whole, with its reason, in the table and on ledger.rejections.
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT reason, value FROM ledger_rejections WHERE key = 'ada' ORDER BY rejection_id"
         ).fetchall()

@@ -19,17 +19,15 @@ import psycopg
 import pytest
 
 from commands.intake import IntakeWorker
-from ledger.bootstrap import open_ledger
 from ledger.broker import OutRecord
 from ledger.domain.timeline import LATEST
 from ledger.settings import Settings
-from ledger.stack import services
 from projections import generations
-from projections.learner_progress import learner_progress
+from projections.read_models.learner_progress import learner_progress
 from projections.skipped import listed
 
 from . import test_http_intake
-from .conftest import Publisher, read_topic, wait_for
+from .helpers import Publisher, open_ledger, read_topic, services_of, wait_for
 from .pipeline import project_all, relay_all
 from .scenario import at
 
@@ -93,7 +91,7 @@ def hostile_records(topic: str) -> list[tuple[OutRecord, str]]:
 
 
 def rejections(settings: Settings) -> list[tuple[int, str, bytes, Any]]:
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT kafka_offset, reason, value, headers FROM ledger_rejections"
             " ORDER BY kafka_offset"
@@ -105,7 +103,7 @@ def rejections(settings: Settings) -> list[tuple[int, str, bytes, Any]]:
 def intake(own_settings: Settings) -> Iterator[IntakeWorker]:
     ledger = open_ledger(own_settings)
     worker = IntakeWorker(
-        ledger, own_settings, services.kafka_bootstrap(own_settings), max_batch=50
+        ledger, own_settings, services_of(own_settings).kafka_bootstrap, max_batch=50
     )
     yield worker
     worker.close()
@@ -174,7 +172,7 @@ def test_an_event_a_read_model_cannot_store_is_skipped_with_its_reason_and_the_r
             capstone_course_id="cap",
             at=at(0),
         )
-        from ledger.domain.learner import Intent
+        from ledger.domain.learner_state import Intent
 
         ledger.enroll("bea", "ds", Intent.CERTIFICATE, at(1))
         relay_all(settings)
@@ -203,7 +201,7 @@ def test_an_event_a_read_model_cannot_store_is_skipped_with_its_reason_and_the_r
     finally:
         ledger.close()
     project_all(settings)
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         progress = learner_progress(conn, "bea")
         with conn.cursor() as cur:
             skipped = {

@@ -15,9 +15,8 @@ import pytest
 
 from ledger.broker import end_offsets
 from ledger.settings import Settings
-from ledger.stack import services
 
-from .conftest import cli_env, read_topic, wait_for
+from .helpers import cli_env, read_topic, services_of, wait_for
 from .scenario import at
 
 pytestmark = pytest.mark.integration
@@ -119,7 +118,7 @@ def test_http_intake_accepts_every_mode_and_refuses_bad_batches_whole(
         assert client.get("/docs").status_code == 200
 
     everything = sum(
-        end_offsets(services.kafka_bootstrap(settings), settings.intake_topic).values()
+        end_offsets(services_of(settings).kafka_bootstrap, settings.intake_topic).values()
     )
     records = read_topic(settings, settings.intake_topic, expect=everything, timeout_s=60)
     ids = sorted(

@@ -18,14 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.bootstrap import open_ledger
 from ledger.broker import OutRecord, end_offsets
-from ledger.lag import pipeline_lag
+from ledger.entrypoints.lag import pipeline_lag
 from ledger.settings import Settings
-from ledger.stack import services
 
 from . import test_http_intake
-from .conftest import Publisher, cli_env, specialization_stored, wait_for
+from .helpers import Publisher, cli_env, open_ledger, services_of, specialization_stored, wait_for
 from .scenario import PUBLISHED, at, graded
 
 pytestmark = pytest.mark.integration
@@ -138,10 +136,11 @@ def scenario(settings: Settings, pipeline: Path) -> None:
     finally:
         publisher.close()
     ledger = open_ledger(settings)
-    bootstrap, url = services.kafka_bootstrap(settings), services.database_url(settings)
     try:
         wait_for(
-            lambda: all(s.behind == 0 for s in pipeline_lag(settings, ledger, bootstrap, url)),
+            lambda: all(
+                s.behind == 0 for s in pipeline_lag(settings, services_of(settings), ledger)
+            ),
             120,
             f"intake, relay and projections to catch up (log: {pipeline})",
         )
@@ -217,7 +216,7 @@ def test_support_staff_read_progress_eligibility_certificates_payments_and_reten
         assert funnel.json() == [
             {
                 "specialization_id": SPEC,
-                "month": "2026-02-01",
+                "month": at(1).date().replace(day=1).isoformat(),
                 "registered": 2,
                 "with_intent": 2,
                 "payers": 2,
@@ -260,19 +259,28 @@ def test_unknown_ids_are_404_with_a_message_saying_what_is_unknown(api: str) -> 
         )
 
 
+def canonical(series: str) -> str:
+    """A series as `name{label="value",...}` with its labels in sorted order: exposition
+    writers may order them as they like."""
+    if "{" not in series:
+        return series
+    name, labels = series[:-1].split("{", 1)
+    return f"{name}{{{','.join(sorted(labels.split(',')))}}}"
+
+
 def samples(exposition: str) -> dict[str, float]:
-    """The sample lines of a Prometheus text exposition, by series (name and labels)."""
+    """The sample lines of a Prometheus text exposition, by canonical series."""
     found: dict[str, float] = {}
     for line in exposition.splitlines():
         if line and not line.startswith("#"):
             series, value = line.rsplit(" ", 1)
-            found[series] = float(value)
+            found[canonical(series)] = float(value)
     return found
 
 
 @pytest.mark.usefixtures("scenario")
 def test_metrics_and_docs(settings: Settings, api: str) -> None:
-    bootstrap = services.kafka_bootstrap(settings)
+    bootstrap = services_of(settings).kafka_bootstrap
     with httpx.Client(base_url=api, timeout=30) as client:
         metrics = client.get("/metrics")
         assert metrics.status_code == 200, metrics.text
@@ -293,14 +301,14 @@ def test_metrics_and_docs(settings: Settings, api: str) -> None:
     found = samples(text)
     partitions = range(settings.partitions)
     for p in partitions:  # the scenario has caught up everywhere
-        assert found[f'ledger_consumer_lag{{stage="intake",partition="{p}"}}'] == 0
+        assert found[canonical(f'ledger_consumer_lag{{stage="intake",partition="{p}"}}')] == 0
         for model in ("learner_progress", "certificates", "payments", "retention"):
             series = (
                 f'ledger_consumer_lag{{stage="projections",read_model="{model}",partition="{p}"}}'
             )
-            assert found[series] == 0
-    assert found['ledger_consumer_lag{stage="relay",stream="events"}'] == 0
-    assert 'ledger_consumer_lag{stage="relay",stream="rejections"}' in found
+            assert found[canonical(series)] == 0
+    assert found[canonical('ledger_consumer_lag{stage="relay",stream="events"}')] == 0
+    assert canonical('ledger_consumer_lag{stage="relay",stream="rejections"}') in found
     intake_end = sum(end_offsets(bootstrap, settings.intake_topic).values())
     assert found["ledger_intake_messages_total"] == intake_end
     events_end = sum(end_offsets(bootstrap, settings.events_topic).values())
@@ -309,19 +317,20 @@ def test_metrics_and_docs(settings: Settings, api: str) -> None:
     assert found['ledger_rejections_total{reason="not_json"}'] >= 1
     # Each worker of `ledger run` says, through its heartbeat, when it last made progress.
     for worker in ("intake", "relay", "projections"):
+        name = "ledger_worker_last_progress_timestamp_seconds{"
+        label = f'worker="{worker}"'
         progress = {
             series: value
             for series, value in found.items()
-            if series.startswith(
-                f'ledger_worker_last_progress_timestamp_seconds{{worker="{worker}"'
-            )
+            if series.startswith(name) and label in series
         }
         assert progress, f"no heartbeat of the {worker} on /metrics"
         assert all(time.time() - 600 < value <= time.time() + 5 for value in progress.values())
-        states = [s for s in found if s.startswith(f'ledger_worker_state{{worker="{worker}"')]
+        states = [s for s in found if s.startswith("ledger_worker_state{") and label in s]
         assert any('state="running"' in s for s in states), states
     assert "# TYPE ledger_worker_rejoins_total counter\n" in text
-    assert 'ledger_projection_events_skipped_total{read_model="payments"} 0' in text
+    assert found['ledger_projection_events_skipped_total{read_model="payments"}'] == 0
+    assert "process_resident_memory_bytes" in found  # the client's own process metrics
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert {

@@ -16,12 +16,18 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-from ledger.bootstrap import open_ledger
 from ledger.domain import learner_aggregate_id
 from ledger.settings import Settings
-from ledger.stack import services
 
-from .conftest import Publisher, cli_env, read_topic, specialization_stored, wait_for
+from .helpers import (
+    Publisher,
+    cli_env,
+    open_ledger,
+    read_topic,
+    services_of,
+    specialization_stored,
+    wait_for,
+)
 from .intake_load import build_load, expected_histories, history_of, interleave
 
 pytestmark = pytest.mark.integration
@@ -36,7 +42,7 @@ def stored_histories(settings: Settings, learner_ids: list[str]) -> dict[str, li
 
 
 def intake_position_total(settings: Settings) -> int:
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT coalesce(sum(next_offset), 0) FROM ledger_intake_positions WHERE topic = %s",
             (settings.intake_topic,),
@@ -57,7 +63,7 @@ def start_intake(
 
 
 def rejection_reasons(settings: Settings) -> collections.Counter[str]:
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         rows = conn.execute("SELECT reason FROM ledger_rejections").fetchall()
     return collections.Counter(r[0] for r in rows)
 
@@ -233,7 +239,7 @@ def test_seeking_the_group_back_changes_nothing(
 
     # Move the intake group's committed offsets back over 500 handled messages.
     consumer = KafkaConsumer(
-        bootstrap_servers=services.kafka_bootstrap(settings),
+        bootstrap_servers=services_of(settings).kafka_bootstrap,
         group_id=settings.group_id("intake"),
         enable_auto_commit=False,
     )

@@ -20,9 +20,16 @@ import pytest
 from ledger.settings import Settings
 from ledger.stack import services
 from ledger.stack.services import Service
-from projections.learner_progress import LearnerProgress, learner_progress
+from projections.read_models.learner_progress import LearnerProgress, learner_progress
 
-from .conftest import Publisher, cli_env, specialization_stored, wait_for
+from .helpers import (
+    Publisher,
+    cli_env,
+    needs_embedded_services,
+    services_of,
+    specialization_stored,
+    wait_for,
+)
 from .scenario import DS, PUBLISHED, at, enrolled, graded
 
 pytestmark = pytest.mark.integration
@@ -31,7 +38,7 @@ pytestmark = pytest.mark.integration
 def progress_of(settings: Settings, learner: str) -> LearnerProgress | None:
     try:
         with psycopg.connect(
-            services.database_url(settings), autocommit=True, connect_timeout=3
+            services_of(settings).database_url, autocommit=True, connect_timeout=3
         ) as conn:
             return learner_progress(conn, learner)
     except psycopg.OperationalError:
@@ -80,8 +87,7 @@ def log_events(log_path: Path) -> list[str]:
 def test_workers_recover_when_the_broker_comes_back(
     settings: Settings, publisher: Publisher, tmp_path: Path
 ) -> None:
-    if settings.kafka_bootstrap:
-        pytest.skip("LEDGER_KAFKA_BOOTSTRAP names an external broker this test must not stop")
+    needs_embedded_services(settings, "stop")
     log_path = tmp_path / "ledger-run.log"
     process = start_ledger_run(settings, log_path)
     try:
@@ -131,8 +137,7 @@ def test_workers_recover_when_the_broker_comes_back(
 def test_workers_recover_when_the_database_comes_back(
     settings: Settings, publisher: Publisher, tmp_path: Path
 ) -> None:
-    if Settings.from_env().database_url:
-        pytest.skip("LEDGER_DATABASE_URL names an external server this test must not stop")
+    needs_embedded_services(settings, "stop")
     base = settings.model_copy(update={"database_url": None})  # the embedded server itself
     log_path = tmp_path / "ledger-run.log"
     process = start_ledger_run(settings, log_path)
@@ -171,13 +176,12 @@ def test_stack_up_after_the_postmaster_was_killed_waits_for_crash_recovery(
     postgres` at once (a supervisor and an operator): one starts the server, the other finds
     it replaying its log. That one used to return at once and fail on its first connection;
     now both wait until the server is ready, and nothing committed is lost."""
-    if Settings.from_env().database_url:
-        pytest.skip("LEDGER_DATABASE_URL names an external server this test must not kill")
+    needs_embedded_services(settings, "kill")
     import os
 
     from ledger.stack import postgres
 
-    url = services.database_url(settings)
+    url = services_of(settings).database_url
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS crash_probe (n int PRIMARY KEY, pad text)")
     committed: list[int] = []
@@ -228,7 +232,7 @@ def test_stack_up_after_the_postmaster_was_killed_waits_for_crash_recovery(
         output, _ = up.communicate(timeout=300)
         assert up.returncode == 0, output.decode(errors="replace")[-3000:]
     assert time.monotonic() - started < 300
-    with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+    with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM crash_probe").fetchone()
         conn.execute("DROP TABLE crash_probe")
     assert row is not None

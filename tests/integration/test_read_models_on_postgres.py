@@ -18,21 +18,20 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.bootstrap import open_ledger
 from ledger.broker import Consumer, Record, end_offsets
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
-from ledger.stack import services
-from projections import certificates, generations, payments, retention
+from projections import generations
 from projections.catalog import READ_MODELS
-from projections.eligibility import eligibility
-from projections.learner_progress import learner_progress
+from projections.read_models import certificates, payments, retention
+from projections.read_models.eligibility import eligibility
+from projections.read_models.learner_progress import learner_progress
 from projections.rebuild import rebuild, table_dump
 from projections.status import projection_lag
 
 from .. import read_scenario
 from ..scenarios import DS
-from .conftest import cli_env, fresh_settings, wait_for
+from .helpers import cli_env, fresh_settings, open_ledger, services_of, wait_for
 from .pipeline import dumps, project_all, projected_to_the_end, relay_all, scenario_projected
 
 pytestmark = pytest.mark.integration
@@ -44,7 +43,7 @@ def projected(own_settings: Settings) -> Settings:
 
 
 def test_every_read_model_gives_the_known_answers(projected: Settings) -> None:
-    with psycopg.connect(services.database_url(projected), autocommit=True) as conn:
+    with psycopg.connect(services_of(projected).database_url, autocommit=True) as conn:
         bob = learner_progress(conn, "bob")
         assert bob is not None
         (enrollment,) = bob.enrollments
@@ -91,7 +90,7 @@ def test_a_relay_crash_before_storing_its_position_changes_no_read_model(
     # offsets. Put the stored position back to where it was before everything, and restart.
     ledger = open_ledger(projected)
     try:
-        with psycopg.connect(services.database_url(projected), autocommit=True) as conn:
+        with psycopg.connect(services_of(projected).database_url, autocommit=True) as conn:
             conn.execute("UPDATE ledger_relay_positions SET position = 0")
         assert ledger.ledger_recorder.relay_position(EVENTS_STREAM) == 0
     finally:
@@ -105,7 +104,7 @@ def test_a_relay_crash_before_storing_its_position_changes_no_read_model(
 
 def _published(settings: Settings) -> list[Record]:
     """Every record on `ledger.events`, partition by partition, in offset order."""
-    bootstrap = services.kafka_bootstrap(settings)
+    bootstrap = services_of(settings).kafka_bootstrap
     total = sum(end_offsets(bootstrap, settings.events_topic).values())
     consumer = Consumer(bootstrap, None, "test-published", 1000)
     records: list[Record] = []
@@ -149,7 +148,7 @@ def test_a_relay_resending_part_of_its_pages_changes_no_read_model(
         project_all(settings)
         before = dumps(settings)
 
-        with psycopg.connect(services.database_url(settings), autocommit=True) as conn:
+        with psycopg.connect(services_of(settings).database_url, autocommit=True) as conn:
             conn.execute("UPDATE ledger_relay_positions SET position = %s", (ids[16],))
         relay_all(settings, page=5)
         again = [r for r in _published(settings) if r not in first]
@@ -159,8 +158,8 @@ def test_a_relay_resending_part_of_its_pages_changes_no_read_model(
 
 
 def test_a_rebuild_gives_byte_identical_tables(projected: Settings) -> None:
-    url = services.database_url(projected)
-    bootstrap = services.kafka_bootstrap(projected)
+    url = services_of(projected).database_url
+    bootstrap = services_of(projected).kafka_bootstrap
     live = dumps(projected)
     for model in READ_MODELS:
         result = rebuild(url, bootstrap, projected.events_topic, model, switch=False)
@@ -203,8 +202,8 @@ def test_two_projection_processes_build_the_same_tables(
         latest = {x["pid"]: x["assigned"] for x in lines("projections.positions")}
         return len(latest) == 2 and all(latest.values())
 
-    url = services.database_url(settings)
-    bootstrap = services.kafka_bootstrap(settings)
+    url = services_of(settings).database_url
+    bootstrap = services_of(settings).kafka_bootstrap
 
     def caught_up() -> bool:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -247,8 +246,8 @@ def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
     expected = dumps(projected)
     with fresh_settings(base_settings) as other:
         settings = other.model_copy(update={"topic_prefix": projected.topic_prefix})
-        url = services.database_url(settings)
-        bootstrap = services.kafka_bootstrap(settings)
+        url = services_of(settings).database_url
+        bootstrap = services_of(settings).kafka_bootstrap
         ends = end_offsets(bootstrap, settings.events_topic)
         worker = ProjectionWorker(settings, url, bootstrap, max_batch=7)
         save = applying.positions.save

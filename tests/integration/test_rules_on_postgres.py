@@ -17,13 +17,13 @@ from decimal import Decimal
 import pytest
 
 from ledger.application import Ledger
-from ledger.bootstrap import open_ledger
 from ledger.domain import Learner, Reason
 from ledger.domain.chain import GENESIS, hash_of_event
-from ledger.domain.learner import Intent, PaymentState
+from ledger.domain.learner_state import Intent, PaymentState
 from ledger.settings import Settings
 
 from ..scenarios import DS, DS_COURSES, T0, check_data_science_outcome, data_science_learner
+from .helpers import open_ledger
 
 pytestmark = pytest.mark.integration
 

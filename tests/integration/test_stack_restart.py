@@ -6,19 +6,25 @@ import json
 
 import pytest
 
-from ledger.runner import Pipeline
+from ledger.entrypoints.runner import Pipeline
 from ledger.settings import Settings
 
-from .conftest import Publisher, ledger_cli, specialization_stored, wait_for
+from .helpers import (
+    Publisher,
+    ledger_cli,
+    needs_embedded_services,
+    services_of,
+    specialization_stored,
+    wait_for,
+)
 from .scenario import DS, PUBLISHED, at, enrolled, graded
 
 pytestmark = pytest.mark.integration
 
 
 def test_data_survives_stack_down_and_up(settings: Settings, publisher: Publisher) -> None:
-    if Settings.from_env().database_url or settings.kafka_bootstrap:
-        pytest.skip("the environment names its own services; `stack down` would not stop them")
-    with Pipeline(settings):
+    needs_embedded_services(settings, "stop")
+    with Pipeline(settings, services_of(settings)):
         publisher.send(publisher.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
         wait_for(lambda: specialization_stored(settings, DS), 60, "the catalog")
         publisher.send(

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ledger.domain import Learner, Policy, Price, Specialization
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 
-from .conftest import DS_COURSES, T0
+from .helpers import DS_COURSES, T0, published
 
 PRICE = Decimal("49.00")
 DAY = timedelta(days=1)
@@ -21,16 +21,14 @@ def catalog(
     price: Price | None = None,
     policy: Policy | None = None,
 ) -> Specialization:
-    return Specialization.publish(
-        specialization_id=specialization_id,
+    return published(
+        specialization_id,
+        courses,
+        capstone,
+        T0 - 30 * DAY,
         title=specialization_id.upper(),
-        partners=("Johns Hopkins University",),
-        language="en",
-        courses=courses,
-        capstone_course_id=capstone,
-        price=price or Price(),
-        policy=policy or Policy(),
-        at=T0 - 30 * DAY,
+        price=price,
+        policy=policy,
     )
 
 

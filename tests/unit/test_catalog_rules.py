@@ -10,7 +10,7 @@ import pytest
 from ledger.domain import Price
 from ledger.errors import CatalogError
 
-from .conftest import DS_COURSES, T0, published
+from .helpers import DS_COURSES, T0, published
 
 
 def test_C1_published_with_defaults() -> None:

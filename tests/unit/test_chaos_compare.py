@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ledger.chaos.state import EndState, _learn_random, _pattern, _replace, _substitute, compare
+from ledger.entrypoints.chaos.state import (
+    EndState,
+    _learn_random,
+    _pattern,
+    _replace,
+    _substitute,
+    compare,
+)
 
 
 def state(streams: dict[str, list[str]], **rest: object) -> EndState:

@@ -10,7 +10,7 @@ import pytest
 from commands.cloudevents import RejectedMessage, parse, structured
 from commands.messages import CourseGraded, LearnerEnrolled
 
-from .conftest import T0
+from .helpers import T0
 
 ENROLLED = {"learner_id": "ada", "specialization_id": "ds", "intent": "certificate"}
 

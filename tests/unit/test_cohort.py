@@ -17,8 +17,9 @@ from commands.cloudevents import RejectedMessage, parse
 from commands.handlers import handle
 from ledger.application import Ledger
 from ledger.broker import OutRecord
-from ledger.cohort import Cohort
-from ledger.domain.learner import Intent, Learner, PaymentState
+from ledger.domain.learner import Learner
+from ledger.domain.learner_state import Intent, PaymentState
+from ledger.entrypoints.demo.cohort import Cohort
 from ledger.errors import LedgerError
 
 LEARNERS = 2_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from projections.eligibility import explain
-from projections.learner_progress import (
+from projections.read_models.eligibility import explain
+from projections.read_models.learner_progress import (
     CourseState,
     EnrollmentProgress,
     Identity,

@@ -7,9 +7,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ledger.domain import Learner, Reason
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 
-from .conftest import DS_COURSES, T0, published
+from .helpers import DS_COURSES, T0, published
 
 
 def refusals(learner: Learner) -> list[str]:

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from commands.cloudevents import parse
 from commands.handlers import handle
 from ledger.application import Ledger
-from ledger.bench import bench_messages
 from ledger.domain import Learner, Specialization
 from ledger.domain.chain import ENVELOPE_FIELDS, chain_hash, event_data, hash_of_event, plain
+from ledger.entrypoints.bench.intake import bench_messages
 from ledger.transcoder import FastJSONTranscoder
 
 from ..scenarios import data_science_learner

@@ -9,10 +9,10 @@ from decimal import Decimal
 from ledger.application import Ledger
 from ledger.domain import Learner
 from ledger.domain.chain import GENESIS, chain_hash, event_data, hash_of_event
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.outbound import event_type
 
-from .conftest import T0
+from .helpers import T0
 from .rulebook import DAY, catalog
 
 

@@ -18,7 +18,7 @@ import pytest
 from commands.cloudevents import RejectedMessage, parse
 from commands.messages import MESSAGE_TYPES
 from ledger.application import Ledger
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.domain.timeline import EARLIEST, LATEST, days_after
 from ledger.kafka_records import build_batch, install, read_all
 from ledger.store import _headers_from_json, _headers_to_json, printable

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 
 from ledger.domain import Learner, Policy, Reason
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 
-from .conftest import T0
+from .helpers import T0
 from .rulebook import (
     DAY,
     PRICE,
@@ -308,8 +308,14 @@ def test_E1_intent_is_recorded_not_required() -> None:
     spec = catalog(courses=SMALL, capstone="cap")
     learner = Learner.register("ada", T0)
     learner.enroll(spec, "ds", Intent.AUDIT, T0)
+    (enrolled,) = events_of(learner, Learner.Enrolled)
+    assert enrolled.intent == Intent.AUDIT.value  # recorded as stated, on the event
+    enrollment = learner.active_enrollment("ds")
+    assert enrollment is not None and enrollment.intent is Intent.AUDIT
     complete(learner)
-    assert len(specialization_certificates(learner)) == 1
+    assert len(specialization_certificates(learner)) == 1  # ... and not required
+    still = learner.active_enrollment("ds")
+    assert still is not None and still.intent is Intent.AUDIT
 
 
 def test_I1_K1_a_late_revocation_revokes_certificates_earned_on_the_ended_verification() -> None:

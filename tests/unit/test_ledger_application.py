@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from ledger.application import Ledger
 from ledger.domain import Learner, Policy, Price
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.errors import SpecializationExistsError, UnknownSpecializationError
 
-from .conftest import DS_COURSES, T0
+from .helpers import DS_COURSES, T0
 
 CATALOG = {
     "specialization_id": "ds",

@@ -9,7 +9,7 @@ from ledger.domain import Learner
 from ledger.domain.chain import hash_of_event
 from ledger.outbound import subject_of, to_record
 
-from .conftest import T0
+from .helpers import T0
 
 
 def test_an_event_becomes_a_binary_mode_cloudevent() -> None:

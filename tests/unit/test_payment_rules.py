@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from ledger.application import Ledger
 from ledger.domain import Learner, Policy, Price, Reason
-from ledger.domain.learner import Intent, PaymentState
+from ledger.domain.learner_state import Intent, PaymentState
 
-from .conftest import DS_COURSES, T0
+from .helpers import DS_COURSES, T0
 from .rulebook import (
     DAY,
     PRICE,

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 
 from ledger.application import Ledger
-from projections import certificates, learner_progress, payments, retention
 from projections.model import ReadModel
+from projections.read_models import certificates, learner_progress, payments, retention
 from projections.rows import Rows
 
 from .. import read_scenario

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from ledger.application import Ledger, LedgerSession
 from ledger.domain import Learner, Policy, Price
-from ledger.domain.learner import Intent
+from ledger.domain.learner_state import Intent
 from ledger.errors import LedgerError
 
-from .conftest import T0
+from .helpers import T0
 
 SPECS = {
     "ds": (("shared", "ds-2", "ds-3"), "ds-cap"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from commands.cloudevents import parse
 from commands.messages import MESSAGE_TYPES
-from ledger import schemas
+from ledger.entrypoints import schemas
 from ledger.outbound import OUTBOUND_MODELS
 
 ROOT = Path(__file__).resolve().parents[2] / "schemas"

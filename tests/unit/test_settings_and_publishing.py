@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from commands.cloudevents import structured
+from ledger.entrypoints.cli.publish import check_lines
 from ledger.errors import ConfigurationError
-from ledger.publishing import check_lines
 from ledger.settings import Settings
 
-from .conftest import T0
+from .helpers import T0
 
 
 def test_settings_defaults_and_prefix() -> None:

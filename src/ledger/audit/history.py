@@ -19,12 +19,12 @@ from ledger.application import Ledger
 from ledger.domain import Learner, learner_aggregate_id, specialization_aggregate_id
 from ledger.domain.chain import event_data
 from ledger.outbound import event_type, subject_of
-from projections import certificates, learner_progress
-from projections.certificates import Certificate
-from projections.eligibility import Eligibility, explain
 from projections.events import LedgerEvent
-from projections.learner_progress import LearnerProgress
 from projections.model import ReadModel
+from projections.read_models import certificates, learner_progress
+from projections.read_models.certificates import Certificate
+from projections.read_models.eligibility import Eligibility, explain
+from projections.read_models.learner_progress import LearnerProgress
 
 #: Event kinds that are the rules saying no; their reason is shown beside them.
 REFUSALS = frozenset(

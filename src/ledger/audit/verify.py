@@ -29,8 +29,7 @@ from ledger.domain import Learner, learner_aggregate_id
 from ledger.domain.chain import GENESIS, hash_of_event
 from ledger.outbound import subject_of, to_record
 from ledger.relay import EVENTS_STREAM
-from ledger.settings import Settings
-from ledger.stack import services
+from ledger.settings import Services, Settings
 from projections import generations
 from projections.catalog import READ_MODELS
 from projections.rebuild import rebuild, table_dump
@@ -78,10 +77,10 @@ class _Published:
 
 
 def _read_log(
-    settings: Settings, only: str | None, progress: Progress | None
+    settings: Settings, services: Services, only: str | None, progress: Progress | None
 ) -> dict[str, list[_Published]]:
     """Every record of `ledger.events` by its event id (`ce_id`), in offset order."""
-    consumer = Consumer(services.kafka_bootstrap(settings), None, "ledger-audit", 5000)
+    consumer = Consumer(services.kafka_bootstrap, None, "ledger-audit", 5000)
     found: dict[str, list[_Published]] = {}
     try:
         partitions = consumer.assign_all(settings.events_topic)
@@ -191,6 +190,7 @@ class _Verifier:
 def verify(
     ledger: Ledger,
     settings: Settings,
+    services: Services,
     learner_id: str | None = None,
     progress: Progress | None = None,
     *,
@@ -200,7 +200,7 @@ def verify(
     started = time.perf_counter()
     report = Report()
     only = str(learner_aggregate_id(learner_id)) if learner_id else None
-    log = _read_log(settings, only, progress)
+    log = _read_log(settings, services, only, progress)
     report.records = sum(len(v) for v in log.values())
     recorder = ledger.ledger_recorder
     relayed_up_to = recorder.relay_position(EVENTS_STREAM)
@@ -240,16 +240,20 @@ def verify(
             "extra",
         )
     if read_models:
-        _compare_read_models(settings, learner_id, report, progress)
+        _compare_read_models(settings, services, learner_id, report, progress)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _compare_read_models(
-    settings: Settings, learner_id: str | None, report: Report, progress: Progress | None
+    settings: Settings,
+    services: Services,
+    learner_id: str | None,
+    report: Report,
+    progress: Progress | None,
 ) -> None:
-    url = services.database_url(settings)
-    bootstrap = services.kafka_bootstrap(settings)
+    url = services.database_url
+    bootstrap = services.kafka_bootstrap
     for model in READ_MODELS:
 
         def step(done: int, total: int, name: str = model.name) -> None:

@@ -6,7 +6,8 @@ history never re-runs a rule.
 """
 
 from ledger.domain.ids import learner_aggregate_id, specialization_aggregate_id
-from ledger.domain.learner import Enrollment, Learner
+from ledger.domain.learner import Learner
+from ledger.domain.learner_state import Enrollment
 from ledger.domain.reasons import Reason
 from ledger.domain.specialization import Curriculum, Policy, Price, Specialization
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from ledger.errors import StackError
 from ledger.settings import LOCAL_KAFKA_BOOTSTRAP, Settings
 from ledger.stack import kafka, postgres
-
-
-class Service(StrEnum):
-    POSTGRES = "postgres"
-    KAFKA = "kafka"
+from ledger.stack.names import Service
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,287 @@
+"""What every benchmark shares: scratch databases and topics, worker processes started together,
+medians, and the table of figures beside their raw baselines.
+
+A benchmark measures in a database and topics of its own (`scratch`), created for the run and
+dropped after it; worker processes join their consumer group before any of them is let go
+(`run_worker_processes`), so what is timed is work, not the group forming.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import secrets
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from uuid import uuid4
+
+from kafka import KafkaConsumer
+from psycopg.conninfo import make_conninfo
+from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from commands.intake import IntakeWorker
+from ledger import kafka_records
+from ledger.entrypoints import bootstrap
+from ledger.errors import LedgerError
+from ledger.logs import configure_logging
+from ledger.settings import Services, Settings
+from ledger.supervision import tune_garbage_collector
+from projections.worker import ProjectionWorker
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event as EventType
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A benchmark's own database and topics: the settings name the topics (their prefix),
+    the services the database."""
+
+    settings: Settings
+    services: Services
+
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+COURSES = [f"ds-{n}" for n in range(1, 10)]
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    per_second: float
+    seconds: float
+    count: int
+
+
+def raw_kafka(bootstrap: str, topic: str, expected: int) -> Figure:
+    """kafka-python, as released, reading every message of the topic and doing nothing with
+    it (without `ledger.kafka_records`' faster reader, which the workers use)."""
+    with kafka_records.stock_reader():
+        return _consume_all(bootstrap, topic, expected)
+
+
+def _consume_all(bootstrap: str, topic: str, expected: int) -> Figure:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=500,
+    )
+    count = 0
+    started: float | None = None
+    try:
+        deadline = time.monotonic() + 300
+        while count < expected and time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=500)
+            if batches and started is None:
+                started = time.perf_counter()
+            count += sum(len(b) for b in batches.values())
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        consumer.close()
+    return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
+
+
+def _worker_child(
+    scratch: Scratch,
+    kind: str,
+    assigned: Queue[tuple[int, int]],
+    go: EventType,
+    started: Queue[float],
+    stop: EventType,
+) -> None:
+    """One worker process of a benchmark (`kind` intake or projections): join the group and
+    hand out nothing (reporting how many partitions it holds) until `go`; then report when it
+    first handled records, and run until told to stop."""
+    settings, services = scratch.settings, scratch.services
+    configure_logging(settings.log_format, "warning")
+    tune_garbage_collector()  # as `ledger run` does
+    kafka = services.kafka_bootstrap
+    ledger = bootstrap.open_ledger(services) if kind == "intake" else None
+    worker: IntakeWorker | ProjectionWorker = (
+        IntakeWorker(ledger, settings, kafka, settings.intake_batch)
+        if ledger is not None
+        else ProjectionWorker(settings, services.database_url, kafka)
+    )
+    consumer = worker.consumer()
+    consumer.hold()
+    held = -1
+    first: float | None = None
+    try:
+        while not go.is_set() and not stop.is_set():
+            worker.step()  # joins the group; the held consumer hands out no records
+            count = len(consumer.assignment())
+            if count != held:
+                held = count
+                assigned.put((os.getpid(), count))
+        consumer.release()
+        while not stop.is_set():
+            before = time.monotonic()
+            if worker.step() and first is None:
+                first = before
+                started.put(first)
+    finally:
+        worker.close()
+        if ledger is not None:
+            ledger.close()
+
+
+def _wait_for_group(
+    assigned: Queue[tuple[int, int]], processes: int, partitions: int, timeout_s: float = 120.0
+) -> None:
+    """Until every process holds some partitions and together they hold them all."""
+    latest: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, count = assigned.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        latest[pid] = count
+        shared = len(latest) == processes and all(latest.values())
+        if shared and sum(latest.values()) == partitions:
+            return
+    raise LedgerError(f"the benchmark's {processes} processes did not share the partitions")
+
+
+#: How often a benchmark asks how far its workers are: often enough to time a run of a few
+#: seconds to a percent or two, seldom enough not to take CPU from the workers it measures.
+POLL_S = 0.05
+
+
+def run_worker_processes(
+    scratch: Scratch,
+    kind: str,
+    processes: int,
+    done_so_far: Callable[[], int],
+    expected: int,
+    progress: Callable[[int], None],
+) -> tuple[float, int]:
+    """Run `processes` benchmark workers of `kind`, all in the group before any starts, until
+    `done_so_far()` reaches `expected`; return the seconds from the first poll that returned
+    records to then, and the count."""
+    context = multiprocessing.get_context("spawn")
+    assigned: Queue[tuple[int, int]] = context.Queue()
+    started: Queue[float] = context.Queue()
+    go = context.Event()
+    stop = context.Event()
+    children = [
+        context.Process(
+            target=_worker_child,
+            args=(scratch, kind, assigned, go, started, stop),
+            daemon=True,
+        )
+        for _ in range(processes)
+    ]
+    done = 0
+    finished: float | None = None
+    try:
+        for child in children:
+            child.start()
+        _wait_for_group(assigned, processes, scratch.settings.partitions)
+        go.set()
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            done = done_so_far()
+            progress(done)
+            if done >= expected:
+                finished = time.monotonic()
+                break
+            if any(c.exitcode not in (None, 0) for c in children):
+                raise LedgerError(f"a {kind} process of the benchmark crashed; see its log")
+            time.sleep(POLL_S)
+    finally:
+        stop.set()
+        for child in children:
+            child.join(60)
+    if finished is None:
+        raise LedgerError(f"the {kind} workers handled {done} of {expected} in 30 minutes")
+    firsts = []
+    while not started.empty():
+        firsts.append(started.get())
+    return finished - min(firsts), done
+
+
+@contextmanager
+def scratch(settings: Settings, services: Services, topic_prefix: str) -> Iterator[Scratch]:
+    """A database of its own (created now, tables made, dropped after use), and topic names
+    under `topic_prefix` (created by whoever publishes to them)."""
+    database = f"ledger_bench_{secrets.token_hex(3)}"
+    with bootstrap.connect(services) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        own = Scratch(
+            settings.model_copy(update={"topic_prefix": topic_prefix}),
+            services.with_database(make_conninfo(services.database_url, dbname=database)),
+        )
+        bootstrap.prepare_database(own.services)
+        yield own
+    finally:
+        with bootstrap.connect(services) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+Measure = Callable[[Scratch, int, Callable[[int], None]], Figure]
+
+
+def per_process_count(
+    settings: Settings,
+    services: Services,
+    prefix: str,
+    runs: Sequence[int],
+    total: int,
+    label: str,
+    measure: Measure,
+    console: Console,
+) -> Iterator[tuple[int, Figure]]:
+    """`measure` once per process count in `runs`, each on a fresh database beside the topics
+    named by `prefix`, with a progress bar up to `total`."""
+    for count in runs:
+        with (
+            scratch(settings, services, prefix) as own,
+            Progress(console=console, transient=True) as bar,
+        ):
+            task = bar.add_task(f"{label}, {count} process(es)", total=total)
+
+            def advance(done: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=done)
+
+            yield count, measure(own, count, advance)
+
+
+def median(runs: list[Figure]) -> Figure:
+    rates = [f.per_second for f in runs]
+    middle = statistics.median(rates)
+    chosen = min(runs, key=lambda f: abs(f.per_second - middle))
+    return Figure(chosen.name, middle, chosen.seconds, chosen.count)
+
+
+def print_figures(console: Console, figures: list[Figure], title: str, baselines: int = 2) -> None:
+    """The table: the first `baselines` rows are raw measures, each later row is compared
+    with every one of them."""
+    table = Table(title=title)
+    for column in ("measure", "per second (median)", "count", "seconds"):
+        table.add_column(column, justify="right")
+    for base in figures[:baselines]:
+        table.add_column(f"/ {base.name.split(',')[0]}", justify="right")
+    for n, f in enumerate(figures):
+        ratios = (
+            [""] * baselines
+            if n < baselines
+            else [f"{f.per_second / b.per_second:.0%}" for b in figures[:baselines]]
+        )
+        table.add_row(f.name, f"{f.per_second:,.0f}", f"{f.count:,}", f"{f.seconds:.2f}", *ratios)
+    console.print(table)

@@ -1,0 +1,99 @@
+"""The composition root: turns `Settings` into connected parts, for every entry point.
+
+It is the only place that finds where the services are (`services`: the embedded PostgreSQL's
+socket, or the URL the environment names) and knows how the pieces fit: which PostgreSQL URL
+eventsourcing gets, how a connection is opened, how tables and topics are created (once, under
+a lock, so workers starting together do not race). Every entry point calls `services` once and
+hands the `Services` it gets to whatever needs them; nothing below this package looks them up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ledger.application import Ledger
+from ledger.broker import ensure_topics, warm_up_groups
+from ledger.errors import ConfigurationError
+from ledger.heartbeats import create_table as create_heartbeats_table
+from ledger.settings import Services, Settings
+from ledger.stack import services as stack_services
+from projections.worker import create_tables
+
+#: Arbitrary but fixed: serialises schema creation across processes.
+SCHEMA_LOCK_KEY = 0x1ED6E8
+
+
+def eventsourcing_env(url: str, *, create_table: bool) -> dict[str, str]:
+    """The environment eventsourcing's PostgreSQL persistence reads, from a libpq URL."""
+    try:
+        parts: dict[str, Any] = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        raise ConfigurationError(f"LEDGER_DATABASE_URL is not a PostgreSQL URL: {error}") from None
+    if not parts.get("dbname"):
+        raise ConfigurationError("the database URL names no database: add /DBNAME to it")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts["dbname"]),
+        "POSTGRES_HOST": str(parts.get("host") or "localhost"),
+        "POSTGRES_PORT": str(parts.get("port") or "5432"),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "CREATE_TABLE": "y" if create_table else "n",
+    }
+
+
+def services(settings: Settings) -> Services:
+    """Where PostgreSQL and Kafka are, for this process: resolved here, once.
+
+    Raises `StackError` if the embedded PostgreSQL is not running, `ConfigurationError` if
+    `LEDGER_DATABASE_URL` is not a PostgreSQL URL (one line each, never a traceback).
+    """
+    found = Services(
+        stack_services.database_url(settings), stack_services.kafka_bootstrap(settings)
+    )
+    eventsourcing_env(found.database_url, create_table=False)  # the URL must parse
+    return found
+
+
+def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connection[Any]:
+    """A PostgreSQL connection in autocommit mode, for the read side and the tools."""
+    return psycopg.connect(services.database_url, autocommit=True, connect_timeout=connect_timeout)
+
+
+def open_ledger(services: Services, *, create_table: bool = False) -> Ledger:
+    """The `Ledger` application on the configured PostgreSQL."""
+    return Ledger(env=eventsourcing_env(services.database_url, create_table=create_table))
+
+
+def prepare_database(services: Services) -> None:
+    """Create the event store and read-model tables if missing; safe to run concurrently."""
+    url = services.database_url
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            ledger = Ledger(env=eventsourcing_env(url, create_table=True))
+            ledger.close()
+            create_tables(conn)
+            create_heartbeats_table(conn)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def prepare_topics(settings: Settings, services: Services) -> list[str]:
+    """Create the three ledger topics if missing, kept forever; return those created."""
+    partitions = settings.partitions
+    bootstrap = services.kafka_bootstrap
+    created = ensure_topics(
+        bootstrap,
+        dict.fromkeys(settings.topics, partitions),
+        {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"},
+    )
+    if created:
+        warm_up_groups(bootstrap, settings.intake_topic)
+    return created

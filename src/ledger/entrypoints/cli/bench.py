@@ -1,0 +1,113 @@
+"""`ledger bench ...`: every benchmark, each measured beside raw Kafka and raw PostgreSQL (or
+plain Python) in the same run, in a database and topics of its own."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ledger.entrypoints.cli.console import out, quiet_settings, services
+
+if TYPE_CHECKING:
+    from ledger.settings import Settings
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks beside raw Kafka and PostgreSQL.")
+
+#: How many worker processes a benchmark measures beside one.
+BenchProcesses = Annotated[
+    int | None,
+    typer.Option(min=1, max=64, help="Worker processes to measure, beside one (default: cores)."),
+]
+
+
+def _processes(settings: Settings, processes: int | None) -> int:
+    return processes or min(os.cpu_count() or 1, settings.partitions)
+
+
+@bench_app.command("intake")
+def bench_intake(
+    messages: Annotated[int, typer.Option(min=100, help="Messages to publish.")] = 50_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 5_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+    processes: BenchProcesses = None,
+) -> None:
+    """Intake commands/s beside kafka-python consuming and eventsourcing saving, same run."""
+    from ledger.entrypoints.bench.common import print_figures  # noqa: PLC0415
+    from ledger.entrypoints.bench.intake import run_intake_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    count = _processes(settings, processes)
+    figures = run_intake_bench(settings, services(settings), messages, learners, repeat, count, out)
+    print_figures(
+        out,
+        figures,
+        f"ledger bench intake: {messages:,} messages, {learners:,} learners, "
+        f"{settings.partitions} partitions, median of {repeat}",
+    )
+
+
+@bench_app.command("projections")
+def bench_projections(
+    events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 50_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+    processes: BenchProcesses = None,
+    interleaved: Annotated[
+        bool,
+        typer.Option(
+            help="Publish in business-time order across learners, as months of traffic "
+            "arrive, instead of each learner's events together (the default)."
+        ),
+    ] = False,
+) -> None:
+    """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
+    from ledger.entrypoints.bench.read_side import (  # noqa: PLC0415
+        print_projections,
+        run_projections_bench,
+    )
+
+    settings = quiet_settings()
+    count = _processes(settings, processes)
+    figures = run_projections_bench(
+        settings, services(settings), events, learners, repeat, count, out, interleaved=interleaved
+    )
+    print_projections(out, figures, learners, repeat)
+
+
+@bench_app.command("queries")
+def bench_queries(
+    learners: Annotated[int, typer.Option(min=100, help="Learners loaded.")] = 100_000,
+    samples: Annotated[int, typer.Option(min=10, help="Timed calls per query.")] = 2_000,
+) -> None:
+    """p50/p99 latency of the four support queries with many learners loaded."""
+    from ledger.entrypoints.bench.read_side import print_queries, run_queries_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    print_queries(out, run_queries_bench(settings, services(settings), learners, samples, out))
+
+
+@bench_app.command("audit")
+def bench_audit(
+    events: Annotated[int, typer.Option(min=10, help="Events in the learner's history.")] = 1_000,
+    samples: Annotated[int, typer.Option(min=1, help="Timed calls of each query.")] = 20,
+) -> None:
+    """`audit history` of a long history (with and without --as-of) and `audit verify`'s rate."""
+    from ledger.entrypoints.bench.audit import print_audit, run_audit_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    print_audit(out, run_audit_bench(settings, services(settings), events, samples, out))
+
+
+@bench_app.command("cli")
+def bench_cli(
+    samples: Annotated[int, typer.Option(min=3, help="Cold starts of each command.")] = 10,
+) -> None:
+    """Cold starts of `ledger --help` and `ledger learner show ID --json` (on the running
+    stack) beside `python -c pass`, in turn, medians."""
+    from ledger.entrypoints.bench.cli_start import print_cli, run_cli_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    timings, learner = run_cli_bench(services(settings), samples, out)
+    print_cli(out, timings, learner)

@@ -1,0 +1,208 @@
+"""Operators' commands: how far behind each read model is, rebuilding one, and the messages the
+intake could not accept (list, show, retry)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ledger.entrypoints.cli.console import (
+    JsonOption,
+    err,
+    out,
+    print_document,
+    print_lines,
+    services,
+    settings,
+)
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+    from ledger.store import StoredRejection
+
+projections_app = typer.Typer(no_args_is_help=True, help="The read models: lag and rebuilds.")
+rejections_app = typer.Typer(
+    no_args_is_help=True, help="Messages the intake could not accept, kept with the reason."
+)
+
+
+@projections_app.command("status")
+def projections_status(as_json: JsonOption = False) -> None:
+    """Lag of each read model, per partition of ledger.events."""
+    from rich.table import Table  # noqa: PLC0415 - imported when the command runs
+
+    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+    from projections.status import projection_lag  # noqa: PLC0415
+
+    found = settings()
+    where = services(found)
+    with bootstrap.connect(where) as conn:
+        lags = projection_lag(conn, where.kafka_bootstrap, found.events_topic)
+    if as_json:
+        print_lines({**vars(lag), "behind": lag.behind} for lag in lags)
+        return
+    table = Table(title=f"Read models on {found.events_topic}")
+    for column in ("read model", "schema", "partition", "applied up to", "end", "behind"):
+        table.add_column(column, justify="left" if column in ("read model", "schema") else "right")
+    for lag in lags:
+        table.add_row(
+            lag.projection,
+            lag.schema,
+            str(lag.partition),
+            f"{lag.done:,}",
+            f"{lag.end:,}",
+            f"{lag.behind:,}",
+        )
+    out.print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[
+        str | None, typer.Argument(help="One read model (default: all of them).")
+    ] = None,
+) -> None:
+    """Rebuild read models from the start of ledger.events into fresh tables; switch over only
+    once caught up, so queries never see a half-built model."""
+    from rich.progress import Progress, TaskID  # noqa: PLC0415
+
+    from projections.catalog import READ_MODELS, by_name  # noqa: PLC0415
+    from projections.rebuild import rebuild  # noqa: PLC0415
+
+    found = settings()
+    try:
+        models = [by_name(name)] if name else list(READ_MODELS)
+    except KeyError as error:
+        err.print(str(error.args[0]), markup=False)
+        raise typer.Exit(2) from None
+    where = services(found)
+    for model in models:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"rebuilding {model.name}", total=None)
+
+            def advance(done: int, total: int, task: TaskID = task, bar: Progress = bar) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = rebuild(
+                where.database_url,
+                where.kafka_bootstrap,
+                found.events_topic,
+                model,
+                switch=True,
+                progress=advance,
+            )
+        rate = result.records / result.seconds if result.seconds else 0.0
+        replaced = f", replacing {result.replaced.schema}" if result.replaced else ""
+        out.print(
+            f"{model.name}: {result.events:,} events applied from {result.records:,} records"
+            f" in {result.seconds:.1f} s ({rate:,.0f}/s); live in {result.generation.schema}"
+            f"{replaced}"
+        )
+
+
+def _rejection_json(r: StoredRejection) -> dict[str, object]:
+    def text(raw: bytes | None) -> str | None:
+        return None if raw is None else raw.decode("utf-8", errors="backslashreplace")
+
+    return {
+        "rejection_id": r.rejection_id,
+        "rejected_at": r.rejected_at.isoformat(),
+        "reason": r.reason,
+        "message": r.message,
+        "source": r.message_source,
+        "id": r.message_id,
+        "origin": f"{r.topic}/{r.partition}/{r.offset}",
+        "key": text(r.key),
+        "value": text(r.value),
+        "headers": [[k, text(v)] for k, v in r.headers],
+        "retried_at": r.retried_at.isoformat() if r.retried_at else None,
+        "retries": r.retries,
+    }
+
+
+def _ledger() -> Ledger:
+    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+
+    return bootstrap.open_ledger(services(settings()))
+
+
+@rejections_app.command("list")
+def rejections_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest rejected messages, with their reason."""
+    from rich.table import Table  # noqa: PLC0415
+
+    ledger = _ledger()
+    try:
+        rows = ledger.ledger_recorder.select_rejections(0, limit, reason, newest_first=True)
+    finally:
+        ledger.close()
+    if as_json:
+        print_lines(_rejection_json(r) for r in rows)
+        return
+    table = Table(show_header=True)
+    for column in ("id", "rejected", "reason", "message", "origin", "retries"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r.rejection_id),
+            f"{r.rejected_at:%Y-%m-%d %H:%M:%S}",
+            r.reason,
+            r.message[:80],
+            f"{r.topic}/{r.partition}/{r.offset}",
+            str(r.retries),
+        )
+    out.print(table)
+
+
+def _one_rejection(ledger: Ledger, rejection_id: int) -> StoredRejection:
+    from ledger.errors import NotFoundError  # noqa: PLC0415
+
+    found = ledger.ledger_recorder.get_rejection(rejection_id)
+    if found is None:
+        raise NotFoundError(f"no rejection {rejection_id}: see `ledger rejections list`")
+    return found
+
+
+@rejections_app.command("show")
+def rejections_show(rejection_id: int, as_json: JsonOption = False) -> None:
+    """One rejected message: the reason, and the original bytes and headers."""
+    ledger = _ledger()
+    try:
+        rejection = _rejection_json(_one_rejection(ledger, rejection_id))
+    finally:
+        ledger.close()
+    if as_json:
+        print_document(rejection)
+        return
+    for key, value in rejection.items():
+        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@rejections_app.command("retry")
+def rejections_retry(rejection_id: int) -> None:
+    """Re-submit a rejected message, unchanged, onto ledger.intake (once its cause is fixed)."""
+    from ledger.broker import OutRecord, Producer  # noqa: PLC0415
+    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+
+    found = settings()
+    where = services(found)
+    ledger = bootstrap.open_ledger(where)
+    try:
+        rejection = _one_rejection(ledger, rejection_id)
+        producer = Producer(where.kafka_bootstrap, client_id="ledger-retry")
+        try:
+            headers = [*rejection.headers, ("ledger_retry_of", str(rejection_id).encode())]
+            producer.send_all(
+                [OutRecord(found.intake_topic, rejection.key, rejection.value, headers)]
+            )
+        finally:
+            producer.close()
+        ledger.ledger_recorder.mark_retried(rejection_id)
+    finally:
+        ledger.close()
+    out.print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")

@@ -1,0 +1,1 @@
+"""`ledger demo`: the simulated cohort (`cohort`) through the real pipeline (`run`)."""

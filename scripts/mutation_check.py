@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNER = ROOT / "src/ledger/domain/learner.py"
+LEARNER_STATE = ROOT / "src/ledger/domain/learner_state.py"
 SPEC = ROOT / "src/ledger/domain/specialization.py"
 
 # (rule, file, text, replacement): the replacement switches that one check off.
@@ -81,7 +82,7 @@ MUTATIONS = [
     (
         "P4 window",
         LEARNER,
-        "elif at > payment.paid_at + timedelta(days=payment.refund_window_days):",
+        "elif at > days_after(payment.paid_at, payment.refund_window_days):",
         "elif False:",
     ),
     (
@@ -105,7 +106,7 @@ MUTATIONS = [
     ),
     (
         "I1 expiry",
-        LEARNER,
+        LEARNER_STATE,
         "return self.verified_at <= moment < self.ends_at",
         "return self.verified_at <= moment",
     ),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ledger.broker import Record
-from ledger.kafka_records import EncodedHeaders
+if TYPE_CHECKING:  # at run time the type is not needed: queries import this module too
+    from ledger.broker import Record
 
 
 class MalformedEventError(ValueError):
@@ -81,8 +81,10 @@ def _stamp(headers: dict[bytes, bytes | None], name: bytes) -> int:
 
 
 def _by_name(headers: list[tuple[str, bytes | None]]) -> dict[bytes, bytes | None]:
-    if isinstance(headers, EncodedHeaders):
-        return headers.by_name()  # the worker's records: one pass over the encoded block
+    by_name = getattr(headers, "by_name", None)  # `kafka_records.EncodedHeaders`
+    if by_name is not None:
+        found: dict[bytes, bytes | None] = by_name()  # the worker's: one pass over the block
+        return found
     return {k.encode(): v for k, v in headers}
 
 

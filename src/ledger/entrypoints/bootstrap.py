@@ -5,22 +5,25 @@ socket, or the URL the environment names) and knows how the pieces fit: which Po
 eventsourcing gets, how a connection is opened, how tables and topics are created (once, under
 a lock, so workers starting together do not race). Every entry point calls `services` once and
 hands the `Services` it gets to whatever needs them; nothing below this package looks them up.
+
+The application, the broker adapter and the read models are imported by the function that
+needs them: support staff's commands only connect and query, and should not pay for loading
+eventsourcing and kafka-python first (`ledger bench cli`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ledger.application import Ledger
-from ledger.broker import ensure_topics, warm_up_groups
 from ledger.errors import ConfigurationError
-from ledger.heartbeats import create_table as create_heartbeats_table
 from ledger.settings import Services, Settings
 from ledger.stack import services as stack_services
-from projections.worker import create_tables
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
 
 #: Arbitrary but fixed: serialises schema creation across processes.
 SCHEMA_LOCK_KEY = 0x1ED6E8
@@ -31,7 +34,8 @@ def eventsourcing_env(url: str, *, create_table: bool) -> dict[str, str]:
     try:
         parts: dict[str, Any] = conninfo_to_dict(url)
     except psycopg.ProgrammingError as error:
-        raise ConfigurationError(f"LEDGER_DATABASE_URL is not a PostgreSQL URL: {error}") from None
+        detail = " ".join(str(error).split())
+        raise ConfigurationError(f"LEDGER_DATABASE_URL is not a PostgreSQL URL: {detail}") from None
     if not parts.get("dbname"):
         raise ConfigurationError("the database URL names no database: add /DBNAME to it")
     return {
@@ -68,11 +72,17 @@ def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connect
 
 def open_ledger(services: Services, *, create_table: bool = False) -> Ledger:
     """The `Ledger` application on the configured PostgreSQL."""
+    from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
+
     return Ledger(env=eventsourcing_env(services.database_url, create_table=create_table))
 
 
 def prepare_database(services: Services) -> None:
     """Create the event store and read-model tables if missing; safe to run concurrently."""
+    from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
+    from ledger.heartbeats import create_table as create_heartbeats_table  # noqa: PLC0415
+    from projections.worker import create_tables  # noqa: PLC0415
+
     url = services.database_url
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
@@ -87,6 +97,8 @@ def prepare_database(services: Services) -> None:
 
 def prepare_topics(settings: Settings, services: Services) -> list[str]:
     """Create the three ledger topics if missing, kept forever; return those created."""
+    from ledger.broker import ensure_topics, warm_up_groups  # noqa: PLC0415
+
     partitions = settings.partitions
     bootstrap = services.kafka_bootstrap
     created = ensure_topics(

@@ -50,16 +50,22 @@ _plain_help()
 
 # Off a terminal rich assumes 80 columns and squeezes tables; logs and CI output are wider.
 out = Console() if sys.stdout.isatty() else Console(width=140)
-err = Console(stderr=True)
+#: Errors and notes: one line each however long (soft wrap leaves wrapping to the terminal),
+#: and no colouring of what looks like numbers or paths in them.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-def settings() -> Settings:
-    """The settings from the environment, logging configured from them."""
-    from ledger.logs import configure_logging  # noqa: PLC0415 - structlog only when a command runs
-    from ledger.settings import Settings  # noqa: PLC0415 - pydantic likewise
+def settings(*, logs: bool = True) -> Settings:
+    """The settings from the environment, logging configured from them; a command that only
+    asks a question and answers it (support staff's) passes `logs=False` and skips loading
+    structlog."""
+    from ledger.settings import Settings  # noqa: PLC0415 - pydantic only when a command runs
 
     found = Settings.from_env()
-    configure_logging(found.log_format, found.log_level, found.kafka_log)
+    if logs:
+        from ledger.logs import configure_logging  # noqa: PLC0415
+
+        configure_logging(found.log_format, found.log_level, found.kafka_log)
     return found
 
 

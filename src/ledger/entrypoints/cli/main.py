@@ -197,7 +197,7 @@ def _unreachable(error: BaseException) -> str | None:
     names = {cls.__name__ for cls in type(error).__mro__}
     module = type(error).__module__
     if "OperationalError" in names and module.startswith(("psycopg", "eventsourcing")):
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = " ".join(str(error).split()) or type(error).__name__
         return (
             f"PostgreSQL did not answer ({first}): check LEDGER_DATABASE_URL, or run "
             "`ledger stack up` (`ledger stack status` says what runs)"

@@ -34,7 +34,7 @@ def learner_show(learner_id: LearnerArg, as_json: JsonOption = False) -> None:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415 - imported when the command runs
     from projections.read_models.learner_progress import learner_progress  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings())) as conn:
+    with bootstrap.connect(services(settings(logs=False))) as conn:
         progress = learner_progress(conn, learner_id)
     if progress is None:
         raise not_found(f"learner {learner_id!r} is not known to the ledger (or not projected yet)")
@@ -54,7 +54,7 @@ def learner_why(
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models.eligibility import NotEnrolledError, eligibility  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings())) as conn:
+    with bootstrap.connect(services(settings(logs=False))) as conn:
         try:
             answer = eligibility(conn, learner_id, specialization_id)
         except NotEnrolledError as error:
@@ -75,7 +75,7 @@ def certificate_verify(code: CodeArg, as_json: JsonOption = False) -> None:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models import certificates  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings())) as conn:
+    with bootstrap.connect(services(settings(logs=False))) as conn:
         found = certificates.verify(conn, code)
     if found is None:
         raise not_found(f"no certificate has the verification code {code!r}")
@@ -98,7 +98,7 @@ def stats_retention(
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models import retention  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings())) as conn:
+    with bootstrap.connect(services(settings(logs=False))) as conn:
         rows = retention.funnel(conn, specialization)
     if as_json:
         print_lines(r.as_dict() for r in rows)

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from ledger.broker import Producer
 from ledger.entrypoints import bootstrap
@@ -110,17 +111,20 @@ def _events_stored(services: Services) -> int:
 def print_next_steps(console: Console, settings: Settings, example: tuple[str, str] | None) -> None:
     """What to try next, and what is still running: the demo leaves the stack up."""
     learner, spec = example or ("learner-0042", "jhu-data-science")
-    lines = [
-        f"ledger learner show {learner}            where this learner is",
-        f"ledger learner why {learner} {spec}   what is missing for the certificate",
-        "ledger stats retention                    the funnel again (--json for JSON Lines)",
-        "ledger audit history " + learner + "          the learner's history, as auditors see it",
-        "ledger audit verify                       hash chains, the log and the read models",
-        f"ledger run api   then http://127.0.0.1:{settings.api_port}/docs   the HTTP API",
-    ]
+    steps = Table.grid(padding=(0, 2))
+    steps.add_column(no_wrap=True)
+    steps.add_column()
+    for command, what in (
+        (f"ledger learner show {learner}", "where this learner is"),
+        (f"ledger learner why {learner} {spec}", "what is missing for the certificate"),
+        ("ledger stats retention", "the funnel again (--json for JSON Lines)"),
+        (f"ledger audit history {learner}", "the learner's history, as auditors see it"),
+        ("ledger audit verify", "hash chains, the event log and the read models checked"),
+        ("ledger run api", f"the HTTP API; then http://127.0.0.1:{settings.api_port}/docs"),
+    ):
+        steps.add_row(command, what)
     console.print("\n[bold]Try next[/bold]")
-    for line in lines:
-        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(steps)
     console.print(
         "\nPostgreSQL and Kafka are still running (`ledger stack status`); "
         "`ledger stack down` stops them, and the data stays in "

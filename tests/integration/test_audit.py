@@ -20,8 +20,15 @@ from projections.read_models.learner_progress import learner_progress
 from .. import read_scenario
 from ..read_scenario import AT
 from ..scenarios import DS
-from .helpers import cli_env, ledger_cli, open_ledger, services_of
-from .pipeline import project_all, relay_all, scenario_projected
+from .helpers import (
+    cli_env,
+    ledger_cli,
+    open_ledger,
+    project_all,
+    relay_all,
+    scenario_projected,
+    services_of,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,15 @@ from projections.read_models.learner_progress import learner_progress
 from projections.skipped import listed
 
 from . import test_http_intake
-from .helpers import Publisher, open_ledger, read_topic, services_of, wait_for
-from .pipeline import project_all, relay_all
+from .helpers import (
+    Publisher,
+    open_ledger,
+    project_all,
+    read_topic,
+    relay_all,
+    services_of,
+    wait_for,
+)
 from .scenario import at
 
 pytestmark = pytest.mark.integration

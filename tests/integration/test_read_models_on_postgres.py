@@ -31,8 +31,18 @@ from projections.status import projection_lag
 
 from .. import read_scenario
 from ..scenarios import DS
-from .helpers import cli_env, fresh_settings, open_ledger, services_of, wait_for
-from .pipeline import dumps, project_all, projected_to_the_end, relay_all, scenario_projected
+from .helpers import (
+    cli_env,
+    dumps,
+    fresh_settings,
+    open_ledger,
+    project_all,
+    projected_to_the_end,
+    relay_all,
+    scenario_projected,
+    services_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ from ledger.domain.chain import GENESIS, chain_hash, event_data, hash_of_event
 from ledger.domain.learner_state import Intent
 from ledger.outbound import event_type
 
-from .helpers import T0
-from .rulebook import DAY, catalog
+from .helpers import DAY, T0, catalog
 
 
 def history(ledger: Ledger, learner_id: str) -> list:

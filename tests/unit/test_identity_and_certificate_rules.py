@@ -12,10 +12,10 @@ import pytest
 from ledger.domain import Learner, Policy, Reason
 from ledger.domain.learner_state import Intent
 
-from .helpers import T0
-from .rulebook import (
+from .helpers import (
     DAY,
     PRICE,
+    T0,
     catalog,
     certify,
     course_certificates,

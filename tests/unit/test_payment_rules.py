@@ -9,10 +9,11 @@ from ledger.application import Ledger
 from ledger.domain import Learner, Policy, Price, Reason
 from ledger.domain.learner_state import Intent, PaymentState
 
-from .helpers import DS_COURSES, T0
-from .rulebook import (
+from .helpers import (
     DAY,
+    DS_COURSES,
     PRICE,
+    T0,
     catalog,
     certify,
     course_certificates,

@@ -25,8 +25,9 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BINARY_PREFIX = "ce_"
 
 
-class RejectedMessage(Exception):  # noqa: N818 - it names the outcome, as the table does
-    """Raised when a message cannot be accepted; `reason` is the stored reason code."""
+class RejectionError(Exception):
+    """Raised when a message cannot be accepted: the rejection kept with it
+    (`ledger.store.Rejection`) gets this `reason` code and `message`."""
 
     def __init__(
         self, reason: str, message: str, *, source: str | None = None, message_id: str | None = None
@@ -92,15 +93,15 @@ def _field_errors(error: ValidationError, prefix: str) -> str:
 
 def _decode_json(raw: bytes | None, what: str) -> Any:
     if raw is None:
-        raise RejectedMessage("not_json", f"the {what} is empty: a JSON value is required")
+        raise RejectionError("not_json", f"the {what} is empty: a JSON value is required")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise RejectedMessage("not_json", f"the {what} is not valid JSON: {error}") from None
+        raise RejectionError("not_json", f"the {what} is not valid JSON: {error}") from None
 
 
 def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> InboundMessage:
-    """Read one Kafka record as a CloudEvent; raise `RejectedMessage` saying what is wrong."""
+    """Read one Kafka record as a CloudEvent; raise `RejectionError` saying what is wrong."""
     ce_headers = {
         k[len(BINARY_PREFIX) :]: (v or b"").decode("utf-8", errors="replace")
         for k, v in headers
@@ -117,14 +118,14 @@ def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> I
             None,
         )
         if content_type and not content_type.startswith("application/json"):
-            raise RejectedMessage(
+            raise RejectionError(
                 "not_json", f"binary-mode data must be application/json, not {content_type!r}"
             )
         data = _decode_json(value, "binary-mode value (the event data)")
     else:
         body = _decode_json(value, "message value")
         if not isinstance(body, dict) or "specversion" not in body:
-            raise RejectedMessage(
+            raise RejectionError(
                 "not_cloudevent",
                 "the message is neither a structured-mode CloudEvent (a JSON object with "
                 "specversion, id, source, type, time, subject, data) nor binary mode "
@@ -132,12 +133,12 @@ def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> I
             )
         attributes = {k: v for k, v in body.items() if k not in ("data", "data_base64")}
         if "data_base64" in body:
-            raise RejectedMessage("schema_violation", "data_base64 is not accepted: send JSON data")
+            raise RejectionError("schema_violation", "data_base64 is not accepted: send JSON data")
         data = body.get("data")
     try:
         envelope = Envelope.model_validate(attributes)
     except ValidationError as error:
-        raise RejectedMessage(
+        raise RejectionError(
             "not_cloudevent",
             f"invalid CloudEvent attributes: {_field_errors(error, '')}",
             source=attributes.get("source") if isinstance(attributes.get("source"), str) else None,
@@ -147,19 +148,19 @@ def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> I
     model = MESSAGE_TYPES.get(envelope.type)
     if model is None:
         known = ", ".join(sorted(MESSAGE_TYPES))
-        raise RejectedMessage(
+        raise RejectionError(
             "unknown_type", f"unknown type {envelope.type!r}; known types: {known}", **ident
         )
     try:
         typed = model.model_validate(data)
     except ValidationError as error:
-        raise RejectedMessage(
+        raise RejectionError(
             "schema_violation",
             f"{envelope.type} data is invalid: {_field_errors(error, 'data')}",
             **ident,
         ) from None
     if typed.subject() != envelope.subject:
-        raise RejectedMessage(
+        raise RejectionError(
             "subject_mismatch",
             f"subject {envelope.subject!r} does not match the data's id {typed.subject()!r}",
             **ident,

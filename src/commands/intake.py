@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from commands.cloudevents import InboundMessage, RejectedMessage, parse
+from commands.cloudevents import InboundMessage, RejectionError, parse
 from commands.handlers import handle
 from ledger.application import LearnerCache, Ledger, LedgerSession
 from ledger.broker import Consumer, Record
@@ -66,7 +66,7 @@ class BatchAborted(Exception):  # noqa: N818 - control flow, never leaves this m
     """Raised when a handler fails unexpectedly: the batch is replayed message by message."""
 
 
-def _rejection(record: Record, error: RejectedMessage) -> Rejection:
+def _rejection(record: Record, error: RejectionError) -> Rejection:
     return Rejection(
         topic=record.topic,
         partition=record.partition,
@@ -234,7 +234,7 @@ class IntakeWorker:
             f"({type(error).__name__}: {str(error)[:300]}); it is kept and can be retried "
             "once the fault is fixed"
         )
-        rejected = RejectedMessage("unstorable", message)
+        rejected = RejectionError("unstorable", message)
         book = IntakeBookkeeping(
             positions=[IntakePosition(record.topic, record.partition, record.offset + 1)],
             rejections=[_rejection(record, rejected)],
@@ -243,11 +243,11 @@ class IntakeWorker:
         return Outcome(record, "rejected", None, None, rejected.reason, message)
 
     def _commit_batch(self, records: Sequence[Record], *, isolated: bool = False) -> list[Outcome]:
-        parsed: list[InboundMessage | RejectedMessage] = []
+        parsed: list[InboundMessage | RejectionError] = []
         for record in records:
             try:
                 parsed.append(parse(record.value, record.headers))
-            except RejectedMessage as error:
+            except RejectionError as error:
                 parsed.append(error)
         messages = [p for p in parsed if isinstance(p, InboundMessage)]
         known = self.recorder.accepted_digests([(m.source, m.message_id) for m in messages])
@@ -275,12 +275,12 @@ class IntakeWorker:
         book: IntakeBookkeeping,
         known: dict[tuple[str, str], str],
         record: Record,
-        item: InboundMessage | RejectedMessage,
+        item: InboundMessage | RejectionError,
         *,
         isolated: bool,
     ) -> Outcome:
         """Decide one record of the batch: a rejection, a duplicate, or the ledger's call."""
-        if isinstance(item, RejectedMessage):
+        if isinstance(item, RejectionError):
             book.rejections.append(_rejection(record, item))
             return Outcome(record, "rejected", item.message_id, None, item.reason, item.message)
         key = (item.source, item.message_id)
@@ -330,7 +330,7 @@ class IntakeWorker:
     def _reject(
         book: IntakeBookkeeping, record: Record, item: InboundMessage, reason: str, message: str
     ) -> Outcome:
-        rejected = RejectedMessage(reason, message, source=item.source, message_id=item.message_id)
+        rejected = RejectionError(reason, message, source=item.source, message_id=item.message_id)
         book.rejections.append(_rejection(record, rejected))
         return Outcome(record, "rejected", item.message_id, item.type, reason, message)
 

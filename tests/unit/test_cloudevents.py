@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from commands.cloudevents import RejectedMessage, parse, structured
+from commands.cloudevents import RejectionError, parse, structured
 from commands.messages import CourseGraded, LearnerEnrolled
 
 from .helpers import T0
@@ -29,8 +29,8 @@ def binary(event_type: str, data: Any, subject: str = "ada", **extra: str) -> tu
     return json.dumps(data).encode(), headers
 
 
-def reject_reason(value: bytes | None, headers: list | None = None) -> RejectedMessage:
-    with pytest.raises(RejectedMessage) as caught:
+def reject_reason(value: bytes | None, headers: list | None = None) -> RejectionError:
+    with pytest.raises(RejectionError) as caught:
         parse(value, headers or [])
     return caught.value
 

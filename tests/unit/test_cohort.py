@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from commands.cloudevents import RejectedMessage, parse
+from commands.cloudevents import RejectionError, parse
 from commands.handlers import handle
 from ledger.application import Ledger
 from ledger.broker import OutRecord
@@ -57,7 +57,7 @@ def _run(records: list[OutRecord], ledger: Ledger, seen: Counter[str]) -> set[st
             for record in batch:
                 try:
                     message = parse(record.value, record.headers)
-                except RejectedMessage:
+                except RejectionError:
                     seen["malformed"] += 1
                     continue
                 if not message.type.startswith("ledger.specialization."):

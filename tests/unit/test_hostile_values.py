@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from commands.cloudevents import RejectedMessage, parse
+from commands.cloudevents import RejectionError, parse
 from commands.messages import MESSAGE_TYPES
 from ledger.application import Ledger
 from ledger.domain.learner_state import Intent
@@ -42,9 +42,9 @@ def event(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def rejected(body: dict[str, Any] | bytes, headers: list[Any] | None = None) -> RejectedMessage:
+def rejected(body: dict[str, Any] | bytes, headers: list[Any] | None = None) -> RejectionError:
     value = body if isinstance(body, bytes) else json.dumps(body).encode()
-    with pytest.raises(RejectedMessage) as caught:
+    with pytest.raises(RejectionError) as caught:
         parse(value, headers or [])
     return caught.value
 

@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, BaseModel, Field
 
-from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectedMessage, parse
+from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectionError, parse
 from commands.limits import storable
 from ledger.application import Ledger
 from ledger.broker import BrokerUnavailableError, OutRecord, Producer
@@ -92,16 +92,16 @@ class Accepted(BaseModel):
     topic: str
 
 
-class EventError(BaseModel):
+class EventRejection(BaseModel):
     index: Annotated[int, Field(description="Position of the event in the request (0 if one).")]
     reason: str
     message: str
 
 
-class Rejected(BaseModel):
+class Rejections(BaseModel):
     """400: nothing was published; each bad event with its reason code and what was wrong."""
 
-    errors: list[EventError]
+    errors: list[EventRejection]
 
 
 class NotFound(BaseModel):
@@ -398,9 +398,9 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=202,
         response_model=Accepted,
         responses={
-            400: {"model": Rejected},
-            413: {"model": Rejected, "description": "The body is too large."},
-            415: {"model": Rejected, "description": "The body is not JSON CloudEvents."},
+            400: {"model": Rejections},
+            413: {"model": Rejections, "description": "The body is too large."},
+            415: {"model": Rejections, "description": "The body is not JSON CloudEvents."},
         },
         summary="Publish CloudEvents onto ledger.intake, all or none",
         tags=["intake"],
@@ -409,28 +409,28 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             items = _bodies(request, await _read_body(request))
         except BodyError as problem:
-            refused = EventError(index=0, reason=problem.reason, message=problem.message)
+            refused = EventRejection(index=0, reason=problem.reason, message=problem.message)
             return JSONResponse(
-                status_code=problem.status, content=Rejected(errors=[refused]).model_dump()
+                status_code=problem.status, content=Rejections(errors=[refused]).model_dump()
             )
         if len(items) > MAX_BATCH:
-            error = EventError(
+            error = EventRejection(
                 index=0,
                 reason="too_many",
                 message=f"{len(items)} events; send at most {MAX_BATCH} at once",
             )
-            return JSONResponse(status_code=400, content=Rejected(errors=[error]).model_dump())
+            return JSONResponse(status_code=400, content=Rejections(errors=[error]).model_dump())
         accepted: list[AcceptedEvent] = []
         records: list[OutRecord] = []
-        errors: list[EventError] = []
+        errors: list[EventRejection] = []
         if not items:
-            errors.append(EventError(index=0, reason="empty", message="no event in the body"))
+            errors.append(EventRejection(index=0, reason="empty", message="no event in the body"))
         for index, (value, headers) in enumerate(items):
             try:
                 message = parse(value, headers)
-            except RejectedMessage as rejected:
+            except RejectionError as rejected:
                 errors.append(
-                    EventError(index=index, reason=rejected.reason, message=rejected.message)
+                    EventRejection(index=index, reason=rejected.reason, message=rejected.message)
                 )
                 continue
             accepted.append(
@@ -445,7 +445,7 @@ def create_app(settings: Settings) -> FastAPI:
                 OutRecord(settings.intake_topic, message.subject.encode(), value, headers)
             )
         if errors:
-            return JSONResponse(status_code=400, content=Rejected(errors=errors).model_dump())
+            return JSONResponse(status_code=400, content=Rejections(errors=errors).model_dump())
         producer.get().send_all(records)
         return Accepted(accepted=accepted, topic=settings.intake_topic)
 

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from commands.cloudevents import RejectedMessage, parse
+from commands.cloudevents import RejectionError, parse
 from commands.handlers import handle
 from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer, Record, end_offsets
@@ -116,7 +116,7 @@ def ledger_event_records(
                 for record in chunk:
                     try:
                         handle(session, parse(record.value, record.headers))
-                    except (RejectedMessage, LedgerError):
+                    except (RejectionError, LedgerError):
                         continue
             advance(len(chunk))
         events = _page_notifications(ledger)

@@ -37,7 +37,7 @@ from urllib.parse import quote
 import httpx
 from rich.console import Console
 
-from commands.cloudevents import RejectedMessage, parse
+from commands.cloudevents import RejectionError, parse
 from ledger.audit.verify import verify
 from ledger.broker import Consumer, OutRecord, Producer, Record
 from ledger.domain.timeline import EARLIEST, LATEST
@@ -575,7 +575,7 @@ def _account(own: Scratch, result: FuzzResult) -> set[str]:
         if where in accepted:
             result.accepted += 1
             result.count(kind, "accepted")
-            with contextlib.suppress(RejectedMessage):
+            with contextlib.suppress(RejectionError):
                 learners.add(parse(record.value, record.headers).subject)
         elif where in rejected:
             result.rejected += 1
@@ -584,7 +584,7 @@ def _account(own: Scratch, result: FuzzResult) -> set[str]:
         else:
             try:
                 message = parse(record.value, record.headers)
-            except RejectedMessage as error:
+            except RejectionError as error:
                 message = None
                 why = error.reason
             if message is not None and digests.get((message.source, message.message_id)) == (

@@ -30,7 +30,7 @@ USAGE = (
 
 
 @dataclass(frozen=True)
-class BadLine:
+class LineRejection:
     """A bad event: its line (JSON Lines) or its place in the array (from 1), and why."""
 
     number: int
@@ -44,7 +44,7 @@ class Checked:
     """The result of checking a file: records ready to send and the lines that are not."""
 
     records: list[OutRecord] = field(default_factory=list)
-    bad: list[BadLine] = field(default_factory=list)
+    bad: list[LineRejection] = field(default_factory=list)
 
 
 def check_input(raw: bytes, topic: str) -> Checked:
@@ -59,7 +59,7 @@ def check_input(raw: bytes, topic: str) -> Checked:
         checked = check_lines((orjson.dumps(item) for item in document), topic)
         return Checked(
             checked.records,
-            [BadLine(b.number, b.reason, b.message, "event") for b in checked.bad],
+            [LineRejection(b.number, b.reason, b.message, "event") for b in checked.bad],
         )
     if isinstance(document, dict):
         return check_lines([orjson.dumps(document)], topic)
@@ -68,7 +68,7 @@ def check_input(raw: bytes, topic: str) -> Checked:
 
 def check_lines(lines: Iterable[str | bytes], topic: str) -> Checked:
     """Validate each non-blank line as a structured-mode CloudEvent of a known type."""
-    from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectedMessage, parse  # noqa: PLC0415
+    from commands.cloudevents import STRUCTURED_CONTENT_TYPE, RejectionError, parse  # noqa: PLC0415
     from ledger.broker import OutRecord  # noqa: PLC0415
 
     checked = Checked()
@@ -78,8 +78,8 @@ def check_lines(lines: Iterable[str | bytes], topic: str) -> Checked:
             continue
         try:
             message = parse(raw.strip(), [])
-        except RejectedMessage as error:
-            checked.bad.append(BadLine(number, error.reason, error.message))
+        except RejectionError as error:
+            checked.bad.append(LineRejection(number, error.reason, error.message))
             continue
         checked.records.append(
             OutRecord(

@@ -22,8 +22,11 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger import kafka_records
 from ledger.errors import LedgerError
+from ledger.logs import get_logger
 
 Headers = list[tuple[str, bytes | None]]
+
+log = get_logger(__name__)
 
 
 #: The longest a poll waits for the member to finish joining its group: past the group's session
@@ -348,14 +351,24 @@ class Producer:
     def close(self) -> None:
         """Close, giving unsent records 5 s; never raises.
 
-        kafka-python's `close` flushes first and raises `KafkaTimeoutError` when the broker is
-        away: the relay closes its producer to recover from exactly that outage, and the raise
-        used to end the relay (and, under `ledger run`, every worker with it).
+        kafka-python's `close` flushes first, whatever its timeout, and raises
+        `KafkaTimeoutError` while records are unsent, as they are when the broker is away:
+        the relay closes its producer to recover from exactly that outage, and the raise used
+        to end the relay (and, under `ledger run`, every worker with it). So if the flush
+        fails, the sender is stopped without sending (`force_close` fails what is unsent: the
+        caller sends it again) and the producer closed with nothing left to flush.
         """
         try:
             self._producer.close(timeout=5)
         except KafkaError:
-            self._producer.close(timeout=0)
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+                sender.join(5)
+            try:
+                self._producer.close(timeout=0)
+            except KafkaError as error:  # nothing more to do: the producer is dropped
+                log.warning("producer.not_closed", error=str(error)[:300])
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:

@@ -47,7 +47,15 @@ def test_every_fault_once_loses_duplicates_and_reorders_nothing_and_recovers() -
     for name, row in rows.items():
         assert row["runs"] == 1, name
         assert row["messages"] > 100, name
-        for column in ("lost", "duplicated", "reordered", "diverged", "unrecovered", "crashes"):
+        for column in (
+            "lost",
+            "duplicated",
+            "reordered",
+            "diverged",
+            "unrecovered",
+            "failures",
+            "crashes",
+        ):
             assert row[column] == 0, (
                 name,
                 column,

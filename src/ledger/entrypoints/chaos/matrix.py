@@ -62,12 +62,15 @@ class RunResult:
 
     @property
     def clean(self) -> bool:
+        """Nothing lost, duplicated, reordered or diverged; recovered; and no worker failed
+        (an exception the supervisor rode out is a bug all the same) or crashed."""
         return not (
             self.lost
             or self.duplicated
             or self.reordered
             or self.diverged
             or self.unrecovered
+            or self.failures
             or self.crashes
         )
 

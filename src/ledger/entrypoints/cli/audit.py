@@ -14,6 +14,7 @@ import typer
 from ledger.entrypoints.cli.console import (
     JsonOption,
     LearnerArg,
+    command_group,
     err,
     not_found,
     out,
@@ -22,9 +23,7 @@ from ledger.entrypoints.cli.console import (
     settings,
 )
 
-audit_app = typer.Typer(
-    no_args_is_help=True, help="Histories as the ledger knew them, and proof nothing was altered."
-)
+audit_app = command_group("Histories as the ledger knew them, and proof nothing was altered.")
 
 
 def _parse_time(text: str) -> datetime:
@@ -73,7 +72,7 @@ def audit_history(
         return
     from ledger.entrypoints.views import render_history  # noqa: PLC0415
 
-    render_history(out, history)
+    render_history(out(), history)
 
 
 @audit_app.command("export")
@@ -99,7 +98,7 @@ def audit_export(
         sys.stdout.write(text)
     else:
         to.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(lines) - 1} events of {learner_id} to {to}", markup=False)
+        err().print(f"wrote {len(lines) - 1} events of {learner_id} to {to}", markup=False)
 
 
 @audit_app.command("check")
@@ -115,11 +114,13 @@ def audit_check(
     lines = file.read_text(encoding="utf-8").splitlines()
     problems = check_export(lines)
     if not problems:
-        out.print(f"{file}: intact ({sum(1 for x in lines if x.strip()) - 1} events, chain holds)")
+        out().print(
+            f"{file}: intact ({sum(1 for x in lines if x.strip()) - 1} events, chain holds)"
+        )
         return
     for problem in problems:
-        out.print(f"{problem.kind}: {problem.message}", markup=False)
-    err.print(f"{file}: {len(problems)} problem(s)")
+        out().print(f"{problem.kind}: {problem.message}", markup=False)
+    err().print(f"{file}: {len(problems)} problem(s)")
     raise typer.Exit(1)
 
 
@@ -139,7 +140,7 @@ def audit_verify(
     where = services(found)
     ledger = bootstrap.open_ledger(where)
     try:
-        with Progress(console=err, transient=True) as bar:
+        with Progress(console=err(), transient=True) as bar:
             tasks: dict[str, TaskID] = {}
 
             def advance(what: str, done: int, total: int) -> None:
@@ -166,8 +167,8 @@ def audit_verify(
         )
     else:
         for m in report.mismatches:
-            out.print(f"[red]{m.check}[/red] {m.message}", highlight=False)
-        out.print(
+            out().print(f"[red]{m.check}[/red] {m.message}", highlight=False)
+        out().print(
             f"{'OK' if report.ok else 'MISMATCHES: ' + str(len(report.mismatches))}: "
             f"{report.events:,} events of {report.learners:,} learner streams, "
             f"{report.records:,} records on {found.events_topic} "

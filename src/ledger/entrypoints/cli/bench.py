@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.entrypoints.cli.console import out, quiet_settings, services
+from ledger.entrypoints.cli.console import command_group, out, quiet_settings, services
 
 if TYPE_CHECKING:
     from ledger.settings import Settings
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks beside raw Kafka and PostgreSQL.")
+bench_app = command_group("Benchmarks beside raw Kafka and PostgreSQL.")
 
 #: How many worker processes a benchmark measures beside one.
 BenchProcesses = Annotated[
@@ -39,9 +39,11 @@ def bench_intake(
 
     settings = quiet_settings()
     count = _processes(settings, processes)
-    figures = run_intake_bench(settings, services(settings), messages, learners, repeat, count, out)
+    figures = run_intake_bench(
+        settings, services(settings), messages, learners, repeat, count, out()
+    )
     print_figures(
-        out,
+        out(),
         figures,
         f"ledger bench intake: {messages:,} messages, {learners:,} learners, "
         f"{settings.partitions} partitions, median of {repeat}",
@@ -71,9 +73,16 @@ def bench_projections(
     settings = quiet_settings()
     count = _processes(settings, processes)
     figures = run_projections_bench(
-        settings, services(settings), events, learners, repeat, count, out, interleaved=interleaved
+        settings,
+        services(settings),
+        events,
+        learners,
+        repeat,
+        count,
+        out(),
+        interleaved=interleaved,
     )
-    print_projections(out, figures, learners, repeat)
+    print_projections(out(), figures, learners, repeat)
 
 
 @bench_app.command("queries")
@@ -85,7 +94,7 @@ def bench_queries(
     from ledger.entrypoints.bench.read_side import print_queries, run_queries_bench  # noqa: PLC0415
 
     settings = quiet_settings()
-    print_queries(out, run_queries_bench(settings, services(settings), learners, samples, out))
+    print_queries(out(), run_queries_bench(settings, services(settings), learners, samples, out()))
 
 
 @bench_app.command("audit")
@@ -97,7 +106,7 @@ def bench_audit(
     from ledger.entrypoints.bench.audit import print_audit, run_audit_bench  # noqa: PLC0415
 
     settings = quiet_settings()
-    print_audit(out, run_audit_bench(settings, services(settings), events, samples, out))
+    print_audit(out(), run_audit_bench(settings, services(settings), events, samples, out()))
 
 
 @bench_app.command("cli")
@@ -109,5 +118,5 @@ def bench_cli(
     from ledger.entrypoints.bench.cli_start import print_cli, run_cli_bench  # noqa: PLC0415
 
     settings = quiet_settings()
-    timings, learner = run_cli_bench(services(settings), samples, out)
-    print_cli(out, timings, learner)
+    timings, learner = run_cli_bench(services(settings), samples, out())
+    print_cli(out(), timings, learner)

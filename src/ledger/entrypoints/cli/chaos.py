@@ -16,17 +16,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from ledger.entrypoints.cli.console import err, out
+from ledger.entrypoints.cli.console import command_group, err, out
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ledger.settings import Services, Settings
 
-chaos_app = typer.Typer(
+chaos_app = command_group(
+    "Faults injected into the real pipeline, compared with a fault-free run; and a fuzzer.",
     invoke_without_command=True,
     no_args_is_help=False,
-    help="Faults injected into the real pipeline, compared with a fault-free run; and a fuzzer.",
 )
 
 
@@ -82,7 +83,7 @@ def chaos(
             chosen.append(BY_NAME[name.strip()])
     settings = _outside_or_inside(sys.argv[1:], keep)
     assert settings is not None  # noqa: S101 - outside, the call above exits
-    console = err if as_json else out
+    console = err() if as_json else out()
 
     def report(result: RunResult) -> None:
         status = "ok" if result.clean else "FAILED"
@@ -156,7 +157,7 @@ def _print_table(title: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(column.replace("_", " "), justify="left" if column == "fault" else "right")
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
-    out.print(table)
+    out().print(table)
 
 
 @chaos_app.command("fuzz")
@@ -177,7 +178,7 @@ def fuzz(
 
     settings = _outside_or_inside(sys.argv[1:], keep)
     assert settings is not None  # noqa: S101 - outside, the call above exits
-    console = err if as_json else out
+    console = err() if as_json else out()
     with _chaos_stack(settings, console) as services:
         result = run_fuzz(settings, services, messages, seed, settings.state_path / "logs", console)
     if as_json:
@@ -197,7 +198,7 @@ def fuzz(
                     for c in ("sent", "accepted", "duplicate", "rejected", "missing")
                 ),
             )
-        out.print(table)
+        out().print(table)
         for note in result.notes:
-            out.print(f"  {note}", markup=False)
+            out().print(f"  {note}", markup=False)
     raise typer.Exit(0 if result.clean else 1)

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar, NoReturn
 
 import typer
 
-from ledger.entrypoints.cli.audit import audit_app
-from ledger.entrypoints.cli.bench import bench_app
-from ledger.entrypoints.cli.chaos import chaos_app
-from ledger.entrypoints.cli.console import err, out, quiet_settings, settings
-from ledger.entrypoints.cli.operations import projections_app, rejections_app
+from ledger.entrypoints.cli.console import (
+    Commands,
+    Ending,
+    command_group,
+    err,
+    out,
+    quiet_settings,
+    settings,
+)
 from ledger.entrypoints.cli.publish import publish_command
-from ledger.entrypoints.cli.support import certificate_app, learner_app, stats_app
 from ledger.entrypoints.names import Service, WorkerName
 
 if TYPE_CHECKING:
@@ -36,14 +39,30 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version  # noqa: PLC0415
 
-        out.print(f"ledger {version('enrollment-ledger')}")
+        out().print(f"ledger {version('enrollment-ledger')}")
         raise typer.Exit
 
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    help="The enrollment ledger: system of record for MOOC specializations.",
+class _Ledger(Commands):
+    """The `ledger` command. Each audience's commands are in a module of their own, loaded only
+    when one of them runs: support staff's (`support`), operators' (`operations`, `bench`,
+    `chaos`) and auditors' (`audit`). A new group goes here; a new command of a group goes in
+    its module."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "learner": "ledger.entrypoints.cli.support:learner_app",
+        "certificate": "ledger.entrypoints.cli.support:certificate_app",
+        "stats": "ledger.entrypoints.cli.support:stats_app",
+        "projections": "ledger.entrypoints.cli.operations:projections_app",
+        "rejections": "ledger.entrypoints.cli.operations:rejections_app",
+        "audit": "ledger.entrypoints.cli.audit:audit_app",
+        "bench": "ledger.entrypoints.cli.bench:bench_app",
+        "chaos": "ledger.entrypoints.cli.chaos:chaos_app",
+    }
+
+
+app = command_group(
+    "The enrollment ledger: system of record for MOOC specializations.", cls=_Ledger
 )
 
 
@@ -57,18 +76,11 @@ def _root(
     ] = False,
 ) -> None:
     """The enrollment ledger: system of record for MOOC specializations."""
+    Ending.fast = False  # a command is about to run: it ends the usual way unless it only asks
 
 
-stack_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect PostgreSQL and Kafka.")
+stack_app = command_group("Start, stop and inspect PostgreSQL and Kafka.")
 app.add_typer(stack_app, name="stack")
-app.add_typer(learner_app, name="learner")
-app.add_typer(certificate_app, name="certificate")
-app.add_typer(stats_app, name="stats")
-app.add_typer(projections_app, name="projections")
-app.add_typer(rejections_app, name="rejections")
-app.add_typer(audit_app, name="audit")
-app.add_typer(bench_app, name="bench")
-app.add_typer(chaos_app, name="chaos")
 app.command("publish")(publish_command)
 
 OnlyService = Annotated[
@@ -85,7 +97,7 @@ def _print_status(statuses: list[ServiceStatus]) -> None:
     for s in statuses:
         state = "[green]running[/green]" if s.running else "[red]stopped[/red]"
         table.add_row(str(s.service), state, s.where, s.detail)
-    out.print(table)
+    out().print(table)
 
 
 @stack_app.command("up")
@@ -95,14 +107,14 @@ def stack_up(service: OnlyService = None) -> None:
     from ledger.stack import services  # noqa: PLC0415
 
     found = settings()
-    statuses = services.up(found, service, waiting=err.print)
+    statuses = services.up(found, service, waiting=err().print)
     where = bootstrap.services(found)
     if service in (None, Service.POSTGRES):
         bootstrap.prepare_database(where)
     if service in (None, Service.KAFKA):
         created = bootstrap.prepare_topics(found, where)
         if created:
-            out.print(f"created topics: {', '.join(created)}")
+            out().print(f"created topics: {', '.join(created)}")
     _print_status(statuses)
 
 
@@ -163,14 +175,14 @@ def schemas_command(
     if check:
         problems = schemas.drift(root)
         for problem in problems:
-            err.print(problem)
+            err().print(problem)
         if problems:
-            err.print("run `ledger schemas` to regenerate")
+            err().print("run `ledger schemas` to regenerate")
             raise typer.Exit(1)
-        out.print(f"{root}: in step with the code")
+        out().print(f"{root}: in step with the code")
         return
     written = schemas.write(root)
-    out.print(f"wrote {len(written)} files under {root}")
+    out().print(f"wrote {len(written)} files under {root}")
 
 
 @app.command("demo")
@@ -188,7 +200,7 @@ def demo(
     # The demo talks to a person: worker logs would bury its progress bars, so only problems
     # are logged unless LEDGER_LOG_LEVEL asks for more.
     found = settings() if "LEDGER_LOG_LEVEL" in os.environ else quiet_settings()
-    run_demo(found, learners, seed, out)
+    run_demo(found, learners, seed, out())
 
 
 def _unreachable(error: BaseException) -> str | None:
@@ -208,14 +220,21 @@ def _unreachable(error: BaseException) -> str | None:
 def main() -> None:
     """Console-script entry point: a clear one-line message and exit status for every error a
     user can cause or meet."""
-    from ledger.memory import tune_garbage_collector  # noqa: PLC0415
+    import gc  # noqa: PLC0415
+
+    from ledger.memory import GC_THRESHOLDS  # noqa: PLC0415
 
     # Every command reads or writes thousands of short-lived objects; with Python's default
     # thresholds the collector's full passes made `audit history` of 1,000 events swing from
-    # 67 ms to 180 ms (`ledger bench audit`).
-    tune_garbage_collector()
+    # 67 ms to 180 ms (`ledger bench audit`). (Workers also freeze what they start with: see
+    # `tune_garbage_collector`; a command's life is too short for that to pay.)
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         app()
+    except SystemExit as done:
+        if Ending.fast:
+            _end_now(done.code)
+        raise
     except Exception as error:
         from ledger.errors import LedgerError  # noqa: PLC0415
 
@@ -223,8 +242,19 @@ def main() -> None:
         message = message or _unreachable(error)
         if message is None:
             raise
-        err.print(message, markup=False)
+        err().print(message, markup=False)
         sys.exit(1)
+
+
+def _end_now(code: str | int | None) -> NoReturn:
+    """End a command that only printed an answer, without Python's teardown (see `Ending`)."""
+    import os  # noqa: PLC0415
+
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 if __name__ == "__main__":  # `python -m ledger.entrypoints.cli.main`: how `ledger chaos` re-runs

@@ -9,6 +9,7 @@ import typer
 
 from ledger.entrypoints.cli.console import (
     JsonOption,
+    command_group,
     err,
     out,
     print_document,
@@ -21,10 +22,8 @@ if TYPE_CHECKING:
     from ledger.application import Ledger
     from ledger.store import StoredRejection
 
-projections_app = typer.Typer(no_args_is_help=True, help="The read models: lag and rebuilds.")
-rejections_app = typer.Typer(
-    no_args_is_help=True, help="Messages the intake could not accept, kept with the reason."
-)
+projections_app = command_group("The read models: lag and rebuilds.")
+rejections_app = command_group("Messages the intake could not accept, kept with the reason.")
 
 
 @projections_app.command("status")
@@ -54,7 +53,7 @@ def projections_status(as_json: JsonOption = False) -> None:
             f"{lag.end:,}",
             f"{lag.behind:,}",
         )
-    out.print(table)
+    out().print(table)
 
 
 @projections_app.command("rebuild")
@@ -74,11 +73,11 @@ def projections_rebuild(
     try:
         models = [by_name(name)] if name else list(READ_MODELS)
     except KeyError as error:
-        err.print(str(error.args[0]), markup=False)
+        err().print(str(error.args[0]), markup=False)
         raise typer.Exit(2) from None
     where = services(found)
     for model in models:
-        with Progress(console=err, transient=True) as bar:
+        with Progress(console=err(), transient=True) as bar:
             task = bar.add_task(f"rebuilding {model.name}", total=None)
 
             def advance(done: int, total: int, task: TaskID = task, bar: Progress = bar) -> None:
@@ -94,7 +93,7 @@ def projections_rebuild(
             )
         rate = result.records / result.seconds if result.seconds else 0.0
         replaced = f", replacing {result.replaced.schema}" if result.replaced else ""
-        out.print(
+        out().print(
             f"{model.name}: {result.events:,} events applied from {result.records:,} records"
             f" in {result.seconds:.1f} s ({rate:,.0f}/s); live in {result.generation.schema}"
             f"{replaced}"
@@ -156,7 +155,7 @@ def rejections_list(
             f"{r.topic}/{r.partition}/{r.offset}",
             str(r.retries),
         )
-    out.print(table)
+    out().print(table)
 
 
 def _one_rejection(ledger: Ledger, rejection_id: int) -> StoredRejection:
@@ -180,7 +179,7 @@ def rejections_show(rejection_id: int, as_json: JsonOption = False) -> None:
         print_document(rejection)
         return
     for key, value in rejection.items():
-        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+        out().print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
 
 @rejections_app.command("retry")
@@ -205,4 +204,4 @@ def rejections_retry(rejection_id: int) -> None:
         ledger.ledger_recorder.mark_retried(rejection_id)
     finally:
         ledger.close()
-    out.print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")
+    out().print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")

@@ -109,12 +109,12 @@ def publish_command(
 ) -> None:
     """Publish structured-mode CloudEvents (JSON Lines, one event, or an array) onto
     ledger.intake, each checked first."""
+    if source == "-" and sys.stdin.isatty():
+        err().print(USAGE, markup=False)
+        raise typer.Exit(2)
     from ledger.broker import Producer  # noqa: PLC0415
     from ledger.errors import LedgerError  # noqa: PLC0415
 
-    if source == "-" and sys.stdin.isatty():
-        err.print(USAGE, markup=False)
-        raise typer.Exit(2)
     found = settings()
     if source == "-":
         raw = sys.stdin.buffer.read()
@@ -125,21 +125,21 @@ def publish_command(
         raw = path.read_bytes()
     checked = check_input(raw, found.intake_topic)
     for bad in checked.bad:
-        err.print(f"{bad.where} {bad.number}: {bad.reason}: {bad.message}", markup=False)
+        err().print(f"{bad.where} {bad.number}: {bad.reason}: {bad.message}", markup=False)
     if checked.bad and not skip_bad:
-        err.print(
+        err().print(
             f"{len(checked.bad)} bad event(s); nothing published (fix them, or pass --skip-bad)"
         )
         raise typer.Exit(2)
     if not checked.records:
-        err.print("no event in the input; " + USAGE, markup=False)
+        err().print("no event in the input; " + USAGE, markup=False)
         raise typer.Exit(2)
     producer = Producer(services(found).kafka_bootstrap, client_id="ledger-publish")
     try:
         sent = publish(producer, checked.records)
     finally:
         producer.close()
-    out.print(
+    out().print(
         f"published {sent} message(s) to {found.intake_topic}"
         + (f"; skipped {len(checked.bad)} bad event(s)" if checked.bad else "")
     )

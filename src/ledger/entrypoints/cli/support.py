@@ -14,18 +14,19 @@ from ledger.entrypoints.cli.console import (
     LearnerArg,
     SpecializationArg,
     checked_id,
+    command_group,
     err,
     not_found,
     out,
     print_document,
     print_lines,
+    question_settings,
     services,
-    settings,
 )
 
-learner_app = typer.Typer(no_args_is_help=True, help="Questions support staff ask about learners.")
-certificate_app = typer.Typer(no_args_is_help=True, help="Certificates by verification code.")
-stats_app = typer.Typer(no_args_is_help=True, help="Figures across learners.")
+learner_app = command_group("Questions support staff ask about learners.")
+certificate_app = command_group("Certificates by verification code.")
+stats_app = command_group("Figures across learners.")
 
 
 @learner_app.command("show")
@@ -34,7 +35,7 @@ def learner_show(learner_id: LearnerArg, as_json: JsonOption = False) -> None:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415 - imported when the command runs
     from projections.read_models.learner_progress import learner_progress  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings(logs=False))) as conn:
+    with bootstrap.connect(services(question_settings())) as conn:
         progress = learner_progress(conn, learner_id)
     if progress is None:
         raise not_found(f"learner {learner_id!r} is not known to the ledger (or not projected yet)")
@@ -43,7 +44,7 @@ def learner_show(learner_id: LearnerArg, as_json: JsonOption = False) -> None:
         return
     from ledger.entrypoints.views import render_progress  # noqa: PLC0415
 
-    render_progress(out, progress)
+    render_progress(out(), progress)
 
 
 @learner_app.command("why")
@@ -54,7 +55,7 @@ def learner_why(
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models.eligibility import NotEnrolledError, eligibility  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings(logs=False))) as conn:
+    with bootstrap.connect(services(question_settings())) as conn:
         try:
             answer = eligibility(conn, learner_id, specialization_id)
         except NotEnrolledError as error:
@@ -66,7 +67,7 @@ def learner_why(
         return
     from ledger.entrypoints.views import render_eligibility  # noqa: PLC0415
 
-    render_eligibility(out, answer)
+    render_eligibility(out(), answer)
 
 
 @certificate_app.command("verify")
@@ -75,7 +76,7 @@ def certificate_verify(code: CodeArg, as_json: JsonOption = False) -> None:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models import certificates  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings(logs=False))) as conn:
+    with bootstrap.connect(services(question_settings())) as conn:
         found = certificates.verify(conn, code)
     if found is None:
         raise not_found(f"no certificate has the verification code {code!r}")
@@ -84,7 +85,7 @@ def certificate_verify(code: CodeArg, as_json: JsonOption = False) -> None:
         return
     from ledger.entrypoints.views import render_certificate  # noqa: PLC0415
 
-    render_certificate(out, found)
+    render_certificate(out(), found)
 
 
 @stats_app.command("retention")
@@ -98,14 +99,14 @@ def stats_retention(
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from projections.read_models import retention  # noqa: PLC0415
 
-    with bootstrap.connect(services(settings(logs=False))) as conn:
+    with bootstrap.connect(services(question_settings())) as conn:
         rows = retention.funnel(conn, specialization)
     if as_json:
         print_lines(r.as_dict() for r in rows)
         return
     if not rows:
-        err.print("no enrollments yet")
+        err().print("no enrollments yet")
         return
     from ledger.entrypoints.views import render_funnel  # noqa: PLC0415
 
-    render_funnel(out, rows)
+    render_funnel(out(), rows)

@@ -110,7 +110,12 @@ def test_publish_on_a_terminal_with_nothing_piped_says_how_to_use_it() -> None:
     parent, child = pty.openpty()
     try:
         done = subprocess.run(
-            [LEDGER, "publish"], stdin=child, capture_output=True, text=True, timeout=60
+            [LEDGER, "publish"],
+            check=False,
+            stdin=child,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         os.close(child)

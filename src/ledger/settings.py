@@ -10,7 +10,8 @@
 | `LEDGER_INTAKE_PROCESSES` | intake worker processes `ledger run` starts (one per core) | 1 |
 | `LEDGER_PROJECTION_PROCESSES` | projection worker processes `ledger run` starts | 1 |
 | `LEDGER_TOPIC_PREFIX` | prefix of the three topic names (tests use it to stay apart) | empty |
-| `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`), on 127.0.0.1 | 8080 |
+| `LEDGER_API_HOST` | address the HTTP API listens on (`0.0.0.0` in a container) | 127.0.0.1 |
+| `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`) | 8080 |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
 | `LEDGER_KAFKA_LOG` | a file for kafka-python's own debug log (diagnosing the client) | none |
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     intake_batch: int = Field(default=2000, ge=1, le=50_000)
     intake_processes: int = Field(default=1, ge=1, le=64)
     projection_processes: int = Field(default=1, ge=1, le=64)
+    api_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     api_port: int = Field(default=8080, ge=1, le=65535)
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")

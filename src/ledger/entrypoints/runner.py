@@ -93,13 +93,16 @@ class Pipeline:
 
 
 def run_api(settings: Settings) -> int:
-    """Serve the HTTP API on 127.0.0.1 until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    """Serve the HTTP API on `LEDGER_API_HOST` until SIGINT/SIGTERM (uvicorn handles the
+    signals)."""
     import uvicorn  # noqa: PLC0415 - only the API process needs the server
 
     from ledger.entrypoints.api import create_app  # noqa: PLC0415 - only the API process needs FastAPI
 
-    log.info("api.starting", port=settings.api_port)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning")
+    log.info("api.starting", host=settings.api_host, port=settings.api_port)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
+    )
     return 0
 
 

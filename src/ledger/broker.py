@@ -477,3 +477,19 @@ def warm_up_groups(bootstrap: str, topic: str, timeout_s: float = 60.0) -> bool:
     finally:
         consumer.close()
     return assigned
+
+
+def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Whether any of the bootstrap servers accepts a connection now: a broker opens its client
+    port only once it is ready to serve, so this is a sound readiness check (and costs one TCP
+    handshake, not a client's metadata round)."""
+    import socket  # noqa: PLC0415 - only readiness checks need it
+
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -54,7 +54,22 @@ def configure_logging(
     )
     # kafka-python logs every failed reconnect at WARNING/ERROR; while a broker is away that is
     # one line per try. Our workers log the outage themselves, once per failure.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    # The standard library's loggers (uvicorn, psycopg's pool, kafka-python) write through the
+    # same renderer, so a JSON log stays JSON whatever wrote the line.
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.processors.format_exc_info] if use_json else []),
+                renderer,
+            ],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     kafka = logging.getLogger("kafka")
     kafka.setLevel(logging.CRITICAL)
     if kafka_log is not None:

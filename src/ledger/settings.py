@@ -12,6 +12,9 @@
 | `LEDGER_TOPIC_PREFIX` | prefix of the three topic names (tests use it to stay apart) | empty |
 | `LEDGER_API_HOST` | address the HTTP API listens on (`0.0.0.0` in a container) | 127.0.0.1 |
 | `LEDGER_API_PORT` | port of the HTTP API (`ledger run api`) | 8080 |
+| `LEDGER_PUBLIC_RATE_LIMIT` | requests per client address to the public routes | `60/minute` |
+| `LEDGER_SESSION_SECRET` | key signing console sessions, the same for every API process | stored |
+| `LEDGER_COOKIE_SECURE` | console cookies only over HTTPS (set it behind TLS) | false |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
 | `LEDGER_KAFKA_LOG` | a file for kafka-python's own debug log (diagnosing the client) | none |
@@ -20,12 +23,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -37,6 +41,8 @@ from pydantic_settings.sources.utils import parse_env_vars
 from ledger.errors import ConfigurationError
 
 LOCAL_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+#: A rate as `LEDGER_PUBLIC_RATE_LIMIT` takes it (and the `limits` package reads it).
+_RATE = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 PREFIX = "LEDGER_"
 
 #: The environment `from_env` reads (os.environ unless a test gives its own).
@@ -74,10 +80,27 @@ class Settings(BaseSettings):
     projection_processes: int = Field(default=1, ge=1, le=64)
     api_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     api_port: int = Field(default=8080, ge=1, le=65535)
+    public_rate_limit: str = "60/minute"
+    session_secret: SecretStr | None = None
+    cookie_secure: bool = False
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     kafka_log: Path | None = None
+
+    @field_validator("public_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if not _RATE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a rate: write it as N/second, N/minute or N/hour")
+        return value.strip()
+
+    @field_validator("session_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("too short to sign sessions safely: give at least 32 characters")
+        return value
 
     @classmethod
     def settings_customise_sources(

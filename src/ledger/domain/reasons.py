@@ -44,3 +44,39 @@ class Reason(StrEnum):
     #: moment the certificate was earned.
     IDENTITY_REVOKED = "identity_revoked"
     TRUST_AND_SAFETY = "trust_and_safety"
+
+
+#: Each reason as support staff read it out: what the console and `learner show` say beside the
+#: code (the code stays the stable, searchable part).
+WORDS: dict[Reason, str] = {
+    Reason.SPECIALIZATION_UNKNOWN: "the specialization was never published",
+    Reason.SPECIALIZATION_RETIRED: "the specialization is retired and takes no new enrollments",
+    Reason.ALREADY_ENROLLED: "already enrolled in this specialization",
+    Reason.NOT_ENROLLED: "not enrolled in this specialization",
+    Reason.NO_ACTIVE_ENROLLMENT: "the course is in none of the learner's active enrollments",
+    Reason.WRONG_AMOUNT: "the amount or currency is not the enrollment's price",
+    Reason.COURSE_ALREADY_PAID: "the course was paid already: this payment is to be returned",
+    Reason.PAYMENT_UNKNOWN: "no such payment was recorded",
+    Reason.ALREADY_REFUNDED: "the payment was refunded already",
+    Reason.PAYMENT_CHARGED_BACK: "the payment was charged back",
+    Reason.PAYMENT_NOT_COUNTED: "the payment never counted for its course",
+    Reason.REFUND_WINDOW_CLOSED: "the refund window had closed",
+    Reason.COURSE_CERTIFIED: "a course certificate was earned on this payment",
+    Reason.INVALID_EXPIRY: "the verification expires before it starts",
+    Reason.CAPSTONE_NOT_ENROLLED: "no active enrollment has this capstone",
+    Reason.CAPSTONE_COURSES_NOT_CERTIFIED: "the capstone needs every course certified first",
+    Reason.CERTIFICATE_UNKNOWN: "no such certificate",
+    Reason.CERTIFICATE_ALREADY_REVOKED: "the certificate was revoked already",
+    Reason.COURSE_CERTIFICATE_REVOKED: "a course certificate it rested on was revoked",
+    Reason.IDENTITY_REVOKED: "the identity verification it rested on was revoked",
+    Reason.TRUST_AND_SAFETY: "revoked by trust & safety",
+}
+
+
+def in_words(code: str) -> str:
+    """A reason code in words; a code this release does not know (from a newer writer) as it
+    is."""
+    try:
+        return WORDS[Reason(code)]
+    except ValueError:
+        return code.replace("_", " ")

@@ -28,3 +28,21 @@ def days_after(moment: datetime, days: int) -> datetime:
     if moment >= LATEST - timedelta(days=days):
         return LATEST
     return moment + timedelta(days=days)
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 time as given by a person (UTC if it names no zone), inside the span;
+    `ValueError` saying what is wrong otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-03-01T12:00:00+00:00)"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not within(moment):
+        raise ValueError(
+            f"{text!r} is outside the times the ledger records "
+            f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
+        )
+    return moment

@@ -70,16 +70,27 @@ def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connect
     return psycopg.connect(services.database_url, autocommit=True, connect_timeout=connect_timeout)
 
 
-def open_ledger(services: Services, *, create_table: bool = False) -> Ledger:
-    """The `Ledger` application on the configured PostgreSQL."""
+def open_ledger(
+    services: Services, *, create_table: bool = False, pre_ping: bool = False
+) -> Ledger:
+    """The `Ledger` application on the configured PostgreSQL.
+
+    With `pre_ping`, each pooled connection is checked before it is lent: a long-lived process
+    that only reads now and then (the API) then finds PostgreSQL again by itself after a
+    restart, instead of failing once on every connection the restart broke.
+    """
     from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
 
-    return Ledger(env=eventsourcing_env(services.database_url, create_table=create_table))
+    env = eventsourcing_env(services.database_url, create_table=create_table)
+    if pre_ping:
+        env["POSTGRES_PRE_PING"] = "y"
+    return Ledger(env=env)
 
 
 def prepare_database(services: Services) -> None:
     """Create the event store and read-model tables if missing; safe to run concurrently."""
     from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
+    from ledger.entrypoints.staff import create_tables as create_staff_tables  # noqa: PLC0415
     from ledger.heartbeats import create_table as create_heartbeats_table  # noqa: PLC0415
     from projections.worker import create_tables  # noqa: PLC0415
 
@@ -91,6 +102,7 @@ def prepare_database(services: Services) -> None:
             ledger.close()
             create_tables(conn)
             create_heartbeats_table(conn)
+            create_staff_tables(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 

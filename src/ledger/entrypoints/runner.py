@@ -97,11 +97,18 @@ def run_api(settings: Settings) -> int:
     signals)."""
     import uvicorn  # noqa: PLC0415 - only the API process needs the server
 
-    from ledger.entrypoints.api import create_app  # noqa: PLC0415 - only the API process needs FastAPI
+    from ledger.entrypoints.web.app import create_app  # noqa: PLC0415 - the API process alone
 
     log.info("api.starting", host=settings.api_host, port=settings.api_port)
+    # uvicorn's own lines go through the ledger's logging (JSON off a terminal); each request
+    # is logged once by the app itself (`web.requestlog`), so uvicorn's access log is off.
     uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
     )
     return 0
 

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.audit.history import LearnerHistory
+from ledger.domain.reasons import in_words
 from projections.read_models.certificates import Certificate
 from projections.read_models.eligibility import Eligibility
 from projections.read_models.learner_progress import LearnerProgress
@@ -56,22 +57,27 @@ def render_progress(out: Console, progress: LearnerProgress) -> None:
             out.print(f"    {label:<34} {', '.join(marks)}", markup=False)
     for r in progress.refusals:
         out.print(
-            f"  no to {r.request} {r.subject} on {r.at:%Y-%m-%d}: {r.reason} ({r.detail})",
+            f"  no to {r.request} {r.subject} on {r.at:%Y-%m-%d}: {in_words(r.reason)}"
+            f" [{r.reason}] ({r.detail})",
             markup=False,
         )
+
+
+def eligibility_verdict(answer: Eligibility) -> str:
+    """The verdict on a specialization certificate in the words support staff read out, shared
+    by `ledger learner why` and the console: certified, being issued, or how far along."""
+    if answer.certified:
+        return f"certified, verification code {answer.verification_code}"
+    if answer.eligible:
+        return "eligible; the certificate is being issued"
+    return f"not eligible yet ({answer.percent_complete:.0f}% complete)"
 
 
 def render_eligibility(out: Console, answer: Eligibility) -> None:
     """Print why a learner has (or has not) the specialization certificate."""
     head = f"[bold]{answer.learner_id}[/bold] in [bold]{answer.title}[/bold]"
     head += f" ({answer.specialization_id}), as of {answer.as_of:%Y-%m-%d}:"
-    if answer.certified:
-        out.print(f"{head} certified, verification code {answer.verification_code}")
-        return
-    if answer.eligible:
-        out.print(f"{head} eligible; the certificate is being issued")
-        return
-    out.print(f"{head} not eligible yet ({answer.percent_complete:.0f}% complete)")
+    out.print(f"{head} {eligibility_verdict(answer)}")
     for item in answer.missing:
         out.print(f"  - {item.message}", markup=False)
 

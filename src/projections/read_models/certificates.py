@@ -133,3 +133,19 @@ def verify(conn: Connection[Any], code: str) -> Certificate | None:
         )
         row = cur.fetchone()
     return None if row is None else Certificate(**dict(zip(names, row, strict=True)))
+
+
+def certificates_of(conn: Connection[Any], learner_id: str) -> list[Certificate]:
+    """Every certificate of a learner, course and specialization, live or revoked, oldest
+    first."""
+    names = CERTIFICATES.column_names
+    with conn.cursor() as cur:
+        schema = live_schema(cur, NAME)
+        cur.execute(
+            SQL(
+                "SELECT {cols} FROM {s}.certificates WHERE learner_id = %s"
+                " ORDER BY earned_at, certificate_id"
+            ).format(cols=SQL(", ").join(map(Identifier, names)), s=Identifier(schema)),
+            (learner_id,),
+        )
+        return [Certificate(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]

@@ -5,7 +5,7 @@ itself (hash chains, the event log, the read models)."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from ledger.entrypoints.cli.console import (
     not_found,
     out,
     print_document,
+    record_read,
     services,
     settings,
 )
@@ -27,22 +28,13 @@ audit_app = command_group("Histories as the ledger knew them, and proof nothing 
 
 
 def _parse_time(text: str) -> datetime:
-    from ledger.domain.timeline import EARLIEST, LATEST, within  # noqa: PLC0415
+    from ledger.domain.timeline import parse_moment  # noqa: PLC0415
     from ledger.errors import LedgerError  # noqa: PLC0415
 
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise LedgerError(
-            f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-01T12:00:00+00:00)"
-        ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if not within(moment):
-        raise LedgerError(
-            f"--as-of {text!r} is outside the times the ledger records "
-            f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
-        )
-    return moment
+        return parse_moment(text)
+    except ValueError as error:
+        raise LedgerError(f"--as-of {error}") from None
 
 
 @audit_app.command("history")
@@ -60,7 +52,10 @@ def audit_history(
 
     found = settings()
     moment = _parse_time(as_of) if as_of else None
-    ledger = bootstrap.open_ledger(services(found))
+    where = services(found)
+    with bootstrap.connect(where) as conn:
+        record_read(conn, learner_id, "ledger audit history")
+    ledger = bootstrap.open_ledger(where)
     try:
         history = learner_history(ledger, learner_id, moment)
     except UnknownLearnerError as error:
@@ -86,7 +81,10 @@ def audit_export(
     from ledger.audit.export import NothingToExportError, export_lines  # noqa: PLC0415
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
 
-    ledger = bootstrap.open_ledger(services(settings()))
+    where = services(settings())
+    with bootstrap.connect(where) as conn:
+        record_read(conn, learner_id, "ledger audit export")
+    ledger = bootstrap.open_ledger(where)
     try:
         lines = list(export_lines(ledger, learner_id))
     except NothingToExportError as error:
@@ -178,3 +176,38 @@ def audit_verify(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("reads")
+def audit_reads(
+    learner_id: LearnerArg,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Who read a learner's data, newest first: through the API, the console or this CLI."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+    from ledger.entrypoints.cli.console import print_lines  # noqa: PLC0415
+    from ledger.entrypoints.staff.reads import reads_of  # noqa: PLC0415
+
+    with bootstrap.connect(services(settings())) as conn:
+        found = reads_of(conn, learner_id, limit)
+    if as_json:
+        print_lines(
+            {
+                "read_at": r.read_at.isoformat(),
+                "reader": r.reader,
+                "token_id": r.token_id,
+                "via": r.via,
+                "what": r.what,
+            }
+            for r in found
+        )
+        return
+    table = Table(title=f"Who read {learner_id}'s data")
+    for column in ("when", "who", "via", "what"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(f"{r.read_at:%Y-%m-%d %H:%M:%S %Z}", r.reader, r.via, r.what)
+    out().print(table)

@@ -25,6 +25,7 @@ import typer.main
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from psycopg import Connection
     from rich.console import Console
     from typer import _click as click
 
@@ -188,6 +189,23 @@ def services(found: Settings) -> Services:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
 
     return bootstrap.services(found)
+
+
+def record_read(conn: Connection[Any], learner_id: str, what: str) -> None:
+    """Put on record that whoever runs this command read `learner_id`'s data through `what`
+    (`ledger learner show`...): the CLI's reads are on record beside the API's and the
+    console's, under the name of the user running it (`cli:USER`)."""
+    import getpass  # noqa: PLC0415
+
+    from ledger.entrypoints.staff.reads import Reader, record  # noqa: PLC0415
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        import os  # noqa: PLC0415
+
+        user = f"uid {os.getuid()}"
+    record(conn, Reader(f"cli:{user}", None, "cli"), learner_id, what)
 
 
 def checked_id(value: str | None) -> str | None:

@@ -56,6 +56,7 @@ class _Ledger(Commands):
         "projections": "ledger.entrypoints.cli.operations:projections_app",
         "rejections": "ledger.entrypoints.cli.operations:rejections_app",
         "audit": "ledger.entrypoints.cli.audit:audit_app",
+        "tokens": "ledger.entrypoints.cli.tokens:tokens_app",
         "bench": "ledger.entrypoints.cli.bench:bench_app",
         "chaos": "ledger.entrypoints.cli.chaos:chaos_app",
     }

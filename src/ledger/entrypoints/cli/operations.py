@@ -20,7 +20,6 @@ from ledger.entrypoints.cli.console import (
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
-    from ledger.store import StoredRejection
 
 projections_app = command_group("The read models: lag and rebuilds.")
 rejections_app = command_group("Messages the intake could not accept, kept with the reason.")
@@ -100,26 +99,6 @@ def projections_rebuild(
         )
 
 
-def _rejection_json(r: StoredRejection) -> dict[str, object]:
-    def text(raw: bytes | None) -> str | None:
-        return None if raw is None else raw.decode("utf-8", errors="backslashreplace")
-
-    return {
-        "rejection_id": r.rejection_id,
-        "rejected_at": r.rejected_at.isoformat(),
-        "reason": r.reason,
-        "message": r.message,
-        "source": r.message_source,
-        "id": r.message_id,
-        "origin": f"{r.topic}/{r.partition}/{r.offset}",
-        "key": text(r.key),
-        "value": text(r.value),
-        "headers": [[k, text(v)] for k, v in r.headers],
-        "retried_at": r.retried_at.isoformat() if r.retried_at else None,
-        "retries": r.retries,
-    }
-
-
 def _ledger() -> Ledger:
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
 
@@ -141,7 +120,9 @@ def rejections_list(
     finally:
         ledger.close()
     if as_json:
-        print_lines(_rejection_json(r) for r in rows)
+        from ledger.entrypoints.rejections import as_json as rejection_json  # noqa: PLC0415
+
+        print_lines(rejection_json(r) for r in rows)
         return
     table = Table(show_header=True)
     for column in ("id", "rejected", "reason", "message", "origin", "retries"):
@@ -158,21 +139,14 @@ def rejections_list(
     out().print(table)
 
 
-def _one_rejection(ledger: Ledger, rejection_id: int) -> StoredRejection:
-    from ledger.errors import NotFoundError  # noqa: PLC0415
-
-    found = ledger.ledger_recorder.get_rejection(rejection_id)
-    if found is None:
-        raise NotFoundError(f"no rejection {rejection_id}: see `ledger rejections list`")
-    return found
-
-
 @rejections_app.command("show")
 def rejections_show(rejection_id: int, as_json: JsonOption = False) -> None:
     """One rejected message: the reason, and the original bytes and headers."""
+    from ledger.entrypoints import rejections  # noqa: PLC0415
+
     ledger = _ledger()
     try:
-        rejection = _rejection_json(_one_rejection(ledger, rejection_id))
+        rejection = rejections.as_json(rejections.one(ledger, rejection_id))
     finally:
         ledger.close()
     if as_json:
@@ -185,23 +159,18 @@ def rejections_show(rejection_id: int, as_json: JsonOption = False) -> None:
 @rejections_app.command("retry")
 def rejections_retry(rejection_id: int) -> None:
     """Re-submit a rejected message, unchanged, onto ledger.intake (once its cause is fixed)."""
-    from ledger.broker import OutRecord, Producer  # noqa: PLC0415
-    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+    from ledger.broker import Producer  # noqa: PLC0415
+    from ledger.entrypoints import bootstrap, rejections  # noqa: PLC0415
 
     found = settings()
     where = services(found)
     ledger = bootstrap.open_ledger(where)
     try:
-        rejection = _one_rejection(ledger, rejection_id)
         producer = Producer(where.kafka_bootstrap, client_id="ledger-retry")
         try:
-            headers = [*rejection.headers, ("ledger_retry_of", str(rejection_id).encode())]
-            producer.send_all(
-                [OutRecord(found.intake_topic, rejection.key, rejection.value, headers)]
-            )
+            rejections.retry(ledger, producer, found.intake_topic, rejection_id)
         finally:
             producer.close()
-        ledger.ledger_recorder.mark_retried(rejection_id)
     finally:
         ledger.close()
     out().print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")

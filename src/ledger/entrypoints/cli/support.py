@@ -21,6 +21,7 @@ from ledger.entrypoints.cli.console import (
     print_document,
     print_lines,
     question_settings,
+    record_read,
     services,
 )
 
@@ -36,6 +37,7 @@ def learner_show(learner_id: LearnerArg, as_json: JsonOption = False) -> None:
     from projections.read_models.learner_progress import learner_progress  # noqa: PLC0415
 
     with bootstrap.connect(services(question_settings())) as conn:
+        record_read(conn, learner_id, "ledger learner show")
         progress = learner_progress(conn, learner_id)
     if progress is None:
         raise not_found(f"learner {learner_id!r} is not known to the ledger (or not projected yet)")
@@ -56,6 +58,7 @@ def learner_why(
     from projections.read_models.eligibility import NotEnrolledError, eligibility  # noqa: PLC0415
 
     with bootstrap.connect(services(question_settings())) as conn:
+        record_read(conn, learner_id, "ledger learner why")
         try:
             answer = eligibility(conn, learner_id, specialization_id)
         except NotEnrolledError as error:

@@ -1,0 +1,93 @@
+"""What the HTTP app talks to: PostgreSQL (a pool), Kafka (a producer) and the ledger
+application, each opened on first use and closed on shutdown.
+
+Opening on first use lets the API start, and answer `/healthz`, while PostgreSQL or Kafka are
+still coming up; a request that needs one that is down gets a 503 saying which (`problems`).
+Pooled connections are checked before they are lent, so after PostgreSQL restarts the API
+finds it again by itself instead of failing once on every connection the restart broke.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ledger.application import Ledger
+from ledger.broker import Producer
+from ledger.entrypoints import bootstrap
+from ledger.settings import Services, Settings
+
+T = TypeVar("T")
+
+#: How long a request waits for a pooled connection before answering 503.
+POOL_WAIT_S = 3.0
+
+
+class Lazy(Generic[T]):
+    """A client opened on first use and closed on shutdown, once however many threads ask: the
+    routes are plain functions that FastAPI runs in its thread pool, so two first requests can
+    arrive together."""
+
+    def __init__(self, open_: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._open = open_
+        self._close = close
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._open()
+            return self._value
+
+    def close(self) -> None:
+        with self._lock:
+            if self._value is not None:
+                self._close(self._value)
+                self._value = None
+
+
+class Clients:
+    """The app's connections to the services, found through the composition root once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Lazy[Services] = Lazy(lambda: bootstrap.services(settings), _nothing)
+        self.pool: Lazy[ConnectionPool] = Lazy(self._open_pool, ConnectionPool.close)
+        self.producer: Lazy[Producer] = Lazy(
+            lambda: Producer(self.services.get().kafka_bootstrap, "ledger-api"), Producer.close
+        )
+        self.ledger: Lazy[Ledger] = Lazy(
+            lambda: bootstrap.open_ledger(self.services.get(), pre_ping=True), Ledger.close
+        )
+
+    def _open_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.services.get().database_url,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=8,
+            timeout=POOL_WAIT_S,
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="ledger-api",
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (autocommit) for the length of a `with` block."""
+        with self.pool.get().connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        for client in (self.producer, self.pool, self.ledger):
+            client.close()
+
+
+def _nothing(_: object) -> None:
+    return None

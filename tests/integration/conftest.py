@@ -15,7 +15,7 @@ import pytest
 from ledger.settings import Settings
 from ledger.stack import services
 
-from .helpers import Publisher, fresh_settings
+from .helpers import Publisher, bearer, fresh_settings, staff_token
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +50,10 @@ def publisher(settings: Settings) -> Iterator[Publisher]:
     p = Publisher(settings)
     yield p
     p.close()
+
+
+@pytest.fixture(scope="session")
+def staff(settings: Settings) -> dict[str, str]:
+    """Headers carrying a token that holds every staff role: for tests of what the API
+    answers, not of who may ask (`test_staff_access` tests that)."""
+    return bearer(staff_token(settings, "integration-tests"))

@@ -27,6 +27,8 @@ from commands.cloudevents import structured
 from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer, Record
 from ledger.entrypoints import bootstrap
+from ledger.entrypoints.staff import tokens
+from ledger.entrypoints.staff.roles import Role
 from ledger.relay import EVENTS_STREAM, PAGE, Relay
 from ledger.settings import Services, Settings
 from projections import generations
@@ -112,6 +114,18 @@ def ledger_cli(
         check=check,
         timeout=180,
     )
+
+
+def staff_token(settings: Settings, name: str, *roles: Role) -> str:
+    """A live staff token (`ledger tokens create`, in the test's database) holding `roles`
+    (every role if none is named)."""
+    with bootstrap.connect(services_of(settings)) as conn:
+        issued = tokens.issue(conn, name, frozenset(roles or Role), None)
+    return issued.secret
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def wait_for(probe: Callable[[], T | None], timeout_s: float = 60.0, what: str = "") -> T:

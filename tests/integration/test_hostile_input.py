@@ -265,10 +265,10 @@ HOSTILE_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def test_the_api_answers_hostile_requests_with_a_client_error_never_a_500(
-    settings: Settings, api: str, tmp_path: Path
+    settings: Settings, api: str, staff: dict[str, str], tmp_path: Path
 ) -> None:
     statuses = []
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, headers=staff, timeout=30) as client:
         for method, path, kwargs in HOSTILE_REQUESTS:
             response = client.request(method, path, **kwargs)
             statuses.append((method, path[:40], response.status_code))

@@ -70,8 +70,9 @@ def event(n: int, learner: str = "hal") -> dict:
 def test_http_intake_accepts_every_mode_and_refuses_bad_batches_whole(
     settings: Settings,
     api: str,
+    staff: dict[str, str],
 ) -> None:
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, headers=staff, timeout=30) as client:
         one = client.post(
             "/v1/events",
             content=json.dumps(event(1)),

@@ -150,9 +150,9 @@ def scenario(settings: Settings, pipeline: Path) -> None:
 
 @pytest.mark.usefixtures("scenario")
 def test_support_staff_read_progress_eligibility_certificates_payments_and_retention(
-    api: str,
+    api: str, staff: dict[str, str]
 ) -> None:
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, headers=staff, timeout=30) as client:
         grace = client.get("/v1/learners/grace")
         assert grace.status_code == 200, grace.text
         progress = grace.json()
@@ -234,9 +234,11 @@ def test_support_staff_read_progress_eligibility_certificates_payments_and_reten
 
 
 @pytest.mark.usefixtures("scenario")
-def test_unknown_ids_are_404_with_a_message_saying_what_is_unknown(api: str) -> None:
+def test_unknown_ids_are_404_with_a_message_saying_what_is_unknown(
+    api: str, staff: dict[str, str]
+) -> None:
     unknown_learner = f"learner {UNKNOWN!r} is not known to the ledger (or not projected yet)"
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, headers=staff, timeout=30) as client:
         for path in (
             f"/v1/learners/{UNKNOWN}",
             f"/v1/learners/{UNKNOWN}/payments",
@@ -279,9 +281,9 @@ def samples(exposition: str) -> dict[str, float]:
 
 
 @pytest.mark.usefixtures("scenario")
-def test_metrics_and_docs(settings: Settings, api: str) -> None:
+def test_metrics_and_docs(settings: Settings, api: str, staff: dict[str, str]) -> None:
     bootstrap = services_of(settings).kafka_bootstrap
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, headers=staff, timeout=30) as client:
         metrics = client.get("/metrics")
         assert metrics.status_code == 200, metrics.text
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")

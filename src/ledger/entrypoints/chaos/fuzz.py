@@ -52,7 +52,7 @@ from ledger.entrypoints.chaos.matrix import (
     api_up,
     wait_settled,
 )
-from ledger.entrypoints.chaos.processes import Workers, worker_env
+from ledger.entrypoints.chaos.processes import Workers, staff_headers, worker_env
 from ledger.settings import Services, Settings
 from projections.read_models.learner_progress import learner_progress
 
@@ -661,7 +661,8 @@ def _send(
             for m in chunk:
                 result.count(m.kind, "sent")
         result.sent_kafka += len(through_kafka)
-        with httpx.Client(base_url=API_URL, timeout=30) as client:
+        headers = staff_headers(own.services, "fuzz-publisher")
+        with httpx.Client(base_url=API_URL, headers=headers, timeout=30) as client:
             for m in messages:
                 if m.via_api:
                     result.count(m.kind, "sent")
@@ -685,7 +686,8 @@ def _check(own: Scratch, result: FuzzResult) -> None:
             for n in range(result.sentinels)
             if (p := learner_progress(conn, f"fz-sentinel-{n}")) is not None and p.enrollments
         )
-    with httpx.Client(base_url=API_URL, timeout=30) as client:
+    headers = staff_headers(own.services, "fuzz-reader")
+    with httpx.Client(base_url=API_URL, headers=headers, timeout=30) as client:
         for learner in sorted(learners)[:300]:
             quoted = quote(learner, safe="")
             for path in (f"/v1/learners/{quoted}", f"/v1/learners/{quoted}/payments"):

@@ -23,6 +23,7 @@ import psycopg
 from ledger.broker import BrokerUnavailableError, OutRecord, Producer
 from ledger.domain import specialization_aggregate_id
 from ledger.entrypoints import bootstrap
+from ledger.entrypoints.chaos.processes import staff_headers
 from ledger.entrypoints.demo.cohort import CATALOG, Cohort
 from ledger.errors import LedgerError
 from ledger.settings import Services
@@ -151,6 +152,7 @@ def send_to_kafka(
 
 def send_to_api(
     base_url: str,
+    headers: dict[str, str],
     records: list[OutRecord],
     window_s: float,
     sent: Sent,
@@ -159,7 +161,7 @@ def send_to_api(
     """POST `records` as CloudEvents batches over `window_s`, again until each is accepted."""
     done = 0
     started = time.monotonic()
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         while done < len(records) and not stop.is_set():
             due = _due(len(records), started, window_s)
             if due <= done:
@@ -210,12 +212,14 @@ def send(
     wait_for_catalog(services)
     if on_catalog is not None:
         on_catalog()
+    headers = staff_headers(services, "chaos-load")
     threads = [
         threading.Thread(
             target=send_to_kafka, args=(services, load.through_kafka, window_s, sent, stop)
         ),
         threading.Thread(
-            target=send_to_api, args=(api_url, load.through_api, window_s, sent, stop)
+            target=send_to_api,
+            args=(api_url, headers, load.through_api, window_s, sent, stop),
         ),
     ]
     for thread in threads:

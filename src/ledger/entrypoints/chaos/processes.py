@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch
+from ledger.settings import Services
 
 
 def worker_env(own: Scratch, api_port: int, log_level: str = "info") -> dict[str, str]:
@@ -189,3 +191,14 @@ class Workers:
                 if event is None or entry.get("event") == event:
                     entry["_worker"] = worker.name
                     yield entry
+
+
+def staff_headers(services: Services, name: str) -> dict[str, str]:
+    """Request headers carrying a token that holds every staff role, made in the run's own
+    database: the load and the fuzzer ask the API as a member of staff would."""
+    from ledger.entrypoints.staff import tokens  # noqa: PLC0415
+    from ledger.entrypoints.staff.roles import Role  # noqa: PLC0415
+
+    with bootstrap.connect(services) as conn:
+        issued = tokens.issue(conn, name, frozenset(Role), None)
+    return {"Authorization": f"Bearer {issued.secret}"}

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ledger.settings import Settings
 from ledger.stack import services
 
-from .helpers import Publisher, bearer, fresh_settings, staff_token
+from .helpers import Publisher, bearer, fresh_settings, running_api, staff_token
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +58,10 @@ def staff(settings: Settings) -> dict[str, str]:
     """Headers carrying a token that holds every staff role: for tests of what the API
     answers, not of who may ask (`test_staff_access` tests that)."""
     return bearer(staff_token(settings, "integration-tests"))
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """`ledger run api` on the session's database and topics; its base URL."""
+    with running_api(settings, tmp_path / "api.log") as base:
+        yield base

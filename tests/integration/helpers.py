@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -114,6 +117,41 @@ def ledger_cli(
         check=check,
         timeout=180,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_api(settings: Settings, log: Path, **env: str) -> Iterator[str]:
+    """`ledger run api` on a free port, as production runs it (with `env` added to its
+    environment); yields its base URL once `/healthz` answers, stops it after."""
+    port = free_port()
+    ledger = Path(sys.executable).with_name("ledger")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(ledger), "run", "api"],
+            env={**cli_env(settings), "LEDGER_API_PORT": str(port), **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 60, f"the API on port {port} (log: {log})")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
 
 
 def staff_token(settings: Settings, name: str, *roles: Role) -> str:

@@ -26,7 +26,6 @@ from projections import generations
 from projections.read_models.learner_progress import learner_progress
 from projections.skipped import listed
 
-from . import test_http_intake
 from .helpers import (
     Publisher,
     open_ledger,
@@ -40,7 +39,6 @@ from .scenario import at
 
 pytestmark = pytest.mark.integration
 
-api = test_http_intake.api
 
 VERIFIED = "ledger.identity.verified.v1"
 

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,43 +10,10 @@ import pytest
 from ledger.broker import end_offsets
 from ledger.settings import Settings
 
-from .helpers import cli_env, read_topic, services_of, wait_for
+from .helpers import read_topic, services_of
 from .scenario import at
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    ledger = Path(sys.executable).with_name("ledger")
-    log = tmp_path / "api.log"
-    process = subprocess.Popen(
-        [str(ledger), "run", "api"],
-        env={**cli_env(settings), "LEDGER_API_PORT": str(port)},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, 60, f"the API on port {port} (log: {log})")
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
 
 
 def event(n: int, learner: str = "hal") -> dict:

@@ -22,14 +22,11 @@ from ledger.broker import OutRecord, end_offsets
 from ledger.entrypoints.lag import pipeline_lag
 from ledger.settings import Settings
 
-from . import test_http_intake
 from .helpers import Publisher, cli_env, open_ledger, services_of, specialization_stored, wait_for
 from .scenario import PUBLISHED, at, graded
 
 pytestmark = pytest.mark.integration
 
-#: `ledger run api` on a free port, as the intake's HTTP test starts it.
-api = test_http_intake.api
 
 SPEC = "http-read-api"
 COURSES = ["hra-1", "hra-2", "hra-3"]

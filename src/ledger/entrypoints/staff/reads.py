@@ -2,8 +2,10 @@
 
 Written before the data is sent (in the same connection, committed on its own), so a read whose
 answer reached anyone is always on record: if the record cannot be written, the read fails too.
-A lookup of an id the ledger has never seen is recorded as well: an auditor asking "who looked
-for this learner" wants those too.
+Every request for a learner's data that a credential opened is recorded, even one that then
+finds nothing (an id the ledger never saw) or fails on another of its values: an auditor asking
+"who looked for this learner" wants those too. A request refused at the door (no credential,
+the wrong role, an id that is not an id) read nothing and is not recorded.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ SupportReading = Annotated[Access, Depends(api_access(Role.SUPPORT, reads_learne
 FinanceReading = Annotated[Access, Depends(api_access(Role.FINANCE, reads_learner=True))]
 AuditorReading = Annotated[Access, Depends(api_access(Role.AUDITOR, reads_learner=True))]
 AnyStaff = Annotated[Access, Depends(api_access(*ANY_STAFF))]
+#: Who read a learner: staff's doings, not the learner's data, so not itself recorded.
+Auditor = Annotated[Access, Depends(api_access(Role.AUDITOR))]
 
 
 class RetentionRow(BaseModel):
@@ -165,7 +167,7 @@ def router(clients: Clients) -> APIRouter:
     )
     def get_reads(
         learner_id: LearnerId,
-        access: AuditorReading,
+        access: Auditor,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     ) -> list[StaffReadEntry]:
         return [

@@ -3,6 +3,7 @@ the API and console, so a retry is the same act whichever face asks for it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ledger.application import Ledger
@@ -41,11 +42,13 @@ def one(ledger: Ledger, rejection_id: int) -> StoredRejection:
     return found
 
 
-def retry(ledger: Ledger, producer: Producer, intake_topic: str, rejection_id: int) -> None:
+def retry(
+    ledger: Ledger, producer: Callable[[], Producer], intake_topic: str, rejection_id: int
+) -> None:
     """Re-submit a rejected message, unchanged, onto the intake (once its cause is fixed),
     marked with the rejection it retries; the rejection stays, as history, with its count of
-    retries."""
+    retries. The producer is asked for only once the rejection is found."""
     rejection = one(ledger, rejection_id)
     headers = [*rejection.headers, ("ledger_retry_of", str(rejection_id).encode())]
-    producer.send_all([OutRecord(intake_topic, rejection.key, rejection.value, headers)])
+    producer().send_all([OutRecord(intake_topic, rejection.key, rejection.value, headers)])
     ledger.ledger_recorder.mark_retried(rejection_id)

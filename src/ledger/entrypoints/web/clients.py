@@ -5,6 +5,12 @@ Opening on first use lets the API start, and answer `/healthz`, while PostgreSQL
 still coming up; a request that needs one that is down gets a 503 saying which (`problems`).
 Pooled connections are checked before they are lent, so after PostgreSQL restarts the API
 finds it again by itself instead of failing once on every connection the restart broke.
+
+While a service is away, a request should hear so at once, not after a client's own timeouts
+(30 s for kafka-python's, `POOL_WAIT_S` for the pool): once PostgreSQL has failed to lend a
+connection, requests wait only `DOWN_WAIT_S` until one is lent again; a request that needs
+Kafka first checks that a broker accepts connections (`kafka`), which is refused at once when
+none listens.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ledger.application import Ledger
-from ledger.broker import Producer
+from ledger.broker import BrokerUnavailableError, Producer, reachable
 from ledger.entrypoints import bootstrap
 from ledger.settings import Services, Settings
 
@@ -26,6 +32,8 @@ T = TypeVar("T")
 
 #: How long a request waits for a pooled connection before answering 503.
 POOL_WAIT_S = 3.0
+#: ... and how long once PostgreSQL was found away, until a connection is lent again.
+DOWN_WAIT_S = 0.3
 
 
 class Lazy(Generic[T]):
@@ -57,6 +65,7 @@ class Clients:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._postgres_away = False
         self.services: Lazy[Services] = Lazy(lambda: bootstrap.services(settings), _nothing)
         self.pool: Lazy[ConnectionPool] = Lazy(self._open_pool, ConnectionPool.close)
         self.producer: Lazy[Producer] = Lazy(
@@ -81,8 +90,33 @@ class Clients:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection (autocommit) for the length of a `with` block."""
-        with self.pool.get().connection() as conn:
-            yield conn
+        pool = self.pool.get()
+        try:
+            conn = pool.getconn(timeout=DOWN_WAIT_S if self._postgres_away else POOL_WAIT_S)
+        except psycopg.OperationalError:  # PoolTimeout among them
+            self._postgres_away = True
+            raise
+        self._postgres_away = False
+        try:
+            with conn:  # as the pool's own `connection()`: commit, or roll back on error
+                yield conn
+        finally:
+            pool.putconn(conn)
+
+    def kafka(self) -> str:
+        """The Kafka bootstrap servers, once a broker accepts connections there;
+        `BrokerUnavailableError` at once otherwise."""
+        bootstrap = self.services.get().kafka_bootstrap
+        if not reachable(bootstrap, timeout_s=1.0):
+            raise BrokerUnavailableError(
+                f"Kafka did not answer at {bootstrap}: check `ledger stack status`"
+            )
+        return bootstrap
+
+    def producer_ready(self) -> Producer:
+        """The producer, once a broker accepts connections (see `kafka`)."""
+        self.kafka()
+        return self.producer.get()
 
     def close(self) -> None:
         for client in (self.producer, self.pool, self.ledger):

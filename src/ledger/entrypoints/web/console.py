@@ -286,7 +286,7 @@ def _operators(console: APIRouter, shared: _Console) -> None:
         checked_form(request, csrf)
         try:
             rejections.retry(
-                clients.ledger.get(), clients.producer.get(), settings.intake_topic, rejection_id
+                clients.ledger.get(), clients.producer_ready, settings.intake_topic, rejection_id
             )
         except NotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
@@ -295,9 +295,7 @@ def _operators(console: APIRouter, shared: _Console) -> None:
     @console.get("/console/projections")
     async def projections_page(request: Request, access: Operator) -> HTMLResponse:
         def read() -> tuple[object, object]:
-            lags = projection_lag(
-                access.conn, clients.services.get().kafka_bootstrap, settings.events_topic
-            )
+            lags = projection_lag(access.conn, clients.kafka(), settings.events_topic)
             return lags, rebuilds.recent(access.conn)
 
         lags, recent = await run_in_threadpool(read)

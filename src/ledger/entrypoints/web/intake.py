@@ -216,7 +216,8 @@ def router(clients: Clients) -> APIRouter:
             records.append(OutRecord(topic, message.subject.encode(), value, headers))
         if errors:
             return _refused(400, errors)
-        await run_in_threadpool(clients.producer.get().send_all, records)
+        producer = await run_in_threadpool(clients.producer_ready)
+        await run_in_threadpool(producer.send_all, records)
         return Accepted(accepted=accepted, topic=topic)
 
     return intake

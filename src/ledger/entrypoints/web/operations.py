@@ -100,7 +100,7 @@ def router(clients: Clients) -> APIRouter:
     def post_retry(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
             rejections.retry(
-                clients.ledger.get(), clients.producer.get(), settings.intake_topic, rejection_id
+                clients.ledger.get(), clients.producer_ready, settings.intake_topic, rejection_id
             )
         except NotFoundError as error:
             raise _not_found(error) from None
@@ -108,9 +108,7 @@ def router(clients: Clients) -> APIRouter:
 
     @operations.get("/v1/projections", summary="Each read model's lag per partition")
     def get_projections(access: Operator) -> list[Lag]:
-        lags = projection_lag(
-            access.conn, clients.services.get().kafka_bootstrap, settings.events_topic
-        )
+        lags = projection_lag(access.conn, clients.kafka(), settings.events_topic)
         return [
             Lag(
                 read_model=lag.projection,
@@ -168,6 +166,7 @@ def router(clients: Clients) -> APIRouter:
         summary="Consumer lag, throughput, rejections and worker heartbeats, for Prometheus",
     )
     async def get_metrics(_: OperatorOnly) -> PlainTextResponse:
+        await run_in_threadpool(clients.kafka)  # at once, not after kafka-python's timeouts
         text = await run_in_threadpool(exposition, metrics_registry)
         return PlainTextResponse(text, media_type=CONTENT_TYPE)
 

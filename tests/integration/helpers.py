@@ -154,6 +154,35 @@ def running_api(settings: Settings, log: Path, **env: str) -> Iterator[str]:
         process.wait(30)
 
 
+@contextmanager
+def running_pipeline(settings: Settings, log: Path) -> Iterator[Path]:
+    """`ledger run` (intake, relay, projections) in a process of its own, as in production;
+    yields its log's path."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ledger")), "run"],
+            env=cli_env(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def caught_up(settings: Settings) -> bool:
+    """Whether intake, relay and projections have each handled everything sent so far."""
+    from ledger.entrypoints.lag import pipeline_lag
+
+    ledger = open_ledger(settings)
+    try:
+        return all(s.behind == 0 for s in pipeline_lag(settings, services_of(settings), ledger))
+    finally:
+        ledger.close()
+
+
 def staff_token(settings: Settings, name: str, *roles: Role) -> str:
     """A live staff token (`ledger tokens create`, in the test's database) holding `roles`
     (every role if none is named)."""

@@ -7,9 +7,6 @@ refunded (so a course he passed is no longer paid), and nobody else is known.
 from __future__ import annotations
 
 import dataclasses
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,10 +16,16 @@ import httpx
 import pytest
 
 from ledger.broker import OutRecord, end_offsets
-from ledger.entrypoints.lag import pipeline_lag
 from ledger.settings import Settings
 
-from .helpers import Publisher, cli_env, open_ledger, services_of, specialization_stored, wait_for
+from .helpers import (
+    Publisher,
+    caught_up,
+    running_pipeline,
+    services_of,
+    specialization_stored,
+    wait_for,
+)
 from .scenario import PUBLISHED, at, graded
 
 pytestmark = pytest.mark.integration
@@ -102,19 +105,8 @@ def linus_is_refunded(publisher: Publisher) -> list[OutRecord]:
 @pytest.fixture(scope="module")
 def pipeline(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`ledger run` in a process of its own, as in production; yields its log's path."""
-    log = tmp_path_factory.mktemp("pipeline") / "run.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("ledger")), "run"],
-            env=cli_env(settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with running_pipeline(settings, tmp_path_factory.mktemp("pipeline") / "run.log") as log:
         yield log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -132,17 +124,9 @@ def scenario(settings: Settings, pipeline: Path) -> None:
         publisher.send(*grace_completes(publisher), *linus_is_refunded(publisher), not_json)
     finally:
         publisher.close()
-    ledger = open_ledger(settings)
-    try:
-        wait_for(
-            lambda: all(
-                s.behind == 0 for s in pipeline_lag(settings, services_of(settings), ledger)
-            ),
-            120,
-            f"intake, relay and projections to catch up (log: {pipeline})",
-        )
-    finally:
-        ledger.close()
+    wait_for(
+        lambda: caught_up(settings), 120, f"intake, relay and projections to catch up ({pipeline})"
+    )
 
 
 @pytest.mark.usefixtures("scenario")

@@ -285,3 +285,51 @@ def print_figures(console: Console, figures: list[Figure], title: str, baselines
         )
         table.add_row(f.name, f"{f.per_second:,.0f}", f"{f.count:,}", f"{f.seconds:.2f}", *ratios)
     console.print(table)
+
+
+def worker_env(own: Scratch, api_port: int, log_level: str = "info") -> dict[str, str]:
+    """The environment under which `ledger run` works on the run's database and topics."""
+    settings = own.settings
+    env = dict(os.environ)
+    env.update(
+        {
+            "LEDGER_STATE_DIR": str(settings.state_path),
+            "LEDGER_DATABASE_URL": own.services.database_url,
+            "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
+            "LEDGER_API_PORT": str(api_port),
+            "LEDGER_LOG_FORMAT": "json",
+            "LEDGER_LOG_LEVEL": log_level,
+        }
+    )
+    return env
+
+
+def staff_headers(services: Services, name: str) -> dict[str, str]:
+    """Request headers carrying a token that holds every staff role, made in the run's own
+    database: the load and the fuzzer ask the API as a member of staff would."""
+    from ledger.entrypoints.staff import tokens  # noqa: PLC0415
+    from ledger.entrypoints.staff.roles import Role  # noqa: PLC0415
+
+    with bootstrap.connect(services) as conn:
+        issued = tokens.issue(conn, name, frozenset(Role), None)
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One query's latency over its samples, in milliseconds."""
+
+    query: str
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    #: The p99 it is asked to stay under, if any.
+    target_ms: float | None = None
+
+
+def latency_of(name: str, seconds: list[float], target_ms: float | None = None) -> Latency:
+    """Milliseconds of `seconds`: median, 99th percentile, max."""
+    ms = sorted(s * 1000 for s in seconds)
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    return Latency(name, len(ms), cuts[49], cuts[98], ms[-1], target_ms)

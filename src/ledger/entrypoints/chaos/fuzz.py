@@ -42,7 +42,7 @@ from ledger.audit.verify import verify
 from ledger.broker import Consumer, OutRecord, Producer, Record
 from ledger.domain.timeline import EARLIEST, LATEST
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Scratch, scratch
+from ledger.entrypoints.bench.common import Scratch, scratch, staff_headers, worker_env
 from ledger.entrypoints.chaos.faults import STANDARD_ROLES
 from ledger.entrypoints.chaos.load import wait_for_catalog
 from ledger.entrypoints.chaos.matrix import (
@@ -52,7 +52,7 @@ from ledger.entrypoints.chaos.matrix import (
     api_up,
     wait_settled,
 )
-from ledger.entrypoints.chaos.processes import Workers, staff_headers, worker_env
+from ledger.entrypoints.chaos.processes import Workers
 from ledger.settings import Services, Settings
 from projections.read_models.learner_progress import learner_progress
 

@@ -23,7 +23,7 @@ import psycopg
 from ledger.broker import BrokerUnavailableError, OutRecord, Producer
 from ledger.domain import specialization_aggregate_id
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.chaos.processes import staff_headers
+from ledger.entrypoints.bench.common import staff_headers
 from ledger.entrypoints.demo.cohort import CATALOG, Cohort
 from ledger.errors import LedgerError
 from ledger.settings import Services

@@ -27,10 +27,10 @@ import psycopg
 
 from ledger.broker import end_offsets
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Scratch, scratch
+from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
 from ledger.entrypoints.chaos import load as chaos_load
 from ledger.entrypoints.chaos.faults import NONE, Fault, Run, install_hold
-from ledger.entrypoints.chaos.processes import Workers, worker_env
+from ledger.entrypoints.chaos.processes import Workers
 from ledger.entrypoints.chaos.state import EndState, capture, compare
 from ledger.errors import LedgerError
 from ledger.settings import Services, Settings

@@ -21,27 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Scratch
-from ledger.settings import Services
-
-
-def worker_env(own: Scratch, api_port: int, log_level: str = "info") -> dict[str, str]:
-    """The environment under which `ledger run` works on the run's database and topics."""
-    settings = own.settings
-    env = dict(os.environ)
-    env.update(
-        {
-            "LEDGER_STATE_DIR": str(settings.state_path),
-            "LEDGER_DATABASE_URL": own.services.database_url,
-            "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
-            "LEDGER_API_PORT": str(api_port),
-            "LEDGER_LOG_FORMAT": "json",
-            "LEDGER_LOG_LEVEL": log_level,
-        }
-    )
-    return env
-
 
 @dataclass
 class WorkerProcess:
@@ -191,14 +170,3 @@ class Workers:
                 if event is None or entry.get("event") == event:
                     entry["_worker"] = worker.name
                     yield entry
-
-
-def staff_headers(services: Services, name: str) -> dict[str, str]:
-    """Request headers carrying a token that holds every staff role, made in the run's own
-    database: the load and the fuzzer ask the API as a member of staff would."""
-    from ledger.entrypoints.staff import tokens  # noqa: PLC0415
-    from ledger.entrypoints.staff.roles import Role  # noqa: PLC0415
-
-    with bootstrap.connect(services) as conn:
-        issued = tokens.issue(conn, name, frozenset(Role), None)
-    return {"Authorization": f"Bearer {issued.secret}"}

@@ -120,7 +120,15 @@ def print_next_steps(console: Console, settings: Settings, example: tuple[str, s
         ("ledger stats retention", "the funnel again (--json for JSON Lines)"),
         (f"ledger audit history {learner}", "the learner's history, as auditors see it"),
         ("ledger audit verify", "hash chains, the event log and the read models checked"),
-        ("ledger run api", f"the HTTP API; then http://127.0.0.1:{settings.api_port}/docs"),
+        (
+            "ledger tokens create --name me --role support --role auditor",
+            "a staff token for the API and the console (shown once)",
+        ),
+        (
+            "ledger run api",
+            f"the API and the support console: http://{settings.api_host}:{settings.api_port}"
+            "/console (sign in with the token), /docs",
+        ),
     ):
         steps.add_row(command, what)
     console.print("\n[bold]Try next[/bold]")

@@ -25,6 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ledger.broker import OutRecord
 from ledger.entrypoints.staff.roles import Role
@@ -362,3 +363,19 @@ def test_an_operator_retries_a_rejection_and_sees_it_accepted(
     browser.find_element(By.LINK_TEXT, "Read models").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "Read models"
     page_checks(browser, "11-read-models")
+
+
+def test_the_api_docs_render_with_no_internet(console: str, browser: WebDriver) -> None:
+    """Swagger UI's script and stylesheet come from the app itself: this browser reaches
+    nothing but the API (the machine has no internet), and the docs still render."""
+    browser.delete_all_cookies()
+    browser.get(f"{console}/docs")
+    title = WebDriverWait(browser, 30).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title")
+    )
+    assert "Enrollment ledger" in title[0].text
+    operations = browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    paths = {o.get_attribute("data-path") or o.text for o in operations}
+    assert "/v1/events" in paths and "/v1/learners/{learner_id}" in paths
+    assert browser.find_elements(By.CSS_SELECTOR, ".btn.authorize")  # bearer tokens, documented
+    shot(browser, "12-api-docs")

@@ -178,7 +178,7 @@ def router(clients: Clients) -> APIRouter:
             413: {"model": Rejections, "description": "The body is too large."},
             415: {"model": Rejections, "description": "The body is not JSON CloudEvents."},
         },
-        summary="Publish CloudEvents onto ledger.intake, all or none (the publisher role)",
+        summary="Publish CloudEvents onto ledger.intake, all or none (publisher)",
         openapi_extra={"requestBody": request_body()},
     )
     async def post_events(

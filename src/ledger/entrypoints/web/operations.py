@@ -72,7 +72,9 @@ def router(clients: Clients) -> APIRouter:
     operations = APIRouter(tags=["operations"])
     settings = clients.settings
 
-    @operations.get("/v1/rejections", summary="The newest rejected messages, with their reason")
+    @operations.get(
+        "/v1/rejections", summary="The newest rejected messages, with their reason (operator)"
+    )
     def get_rejections(
         _: OperatorOnly,
         reason: Annotated[str | None, Query(max_length=100, pattern="^[a-z_]+$")] = None,
@@ -85,7 +87,7 @@ def router(clients: Clients) -> APIRouter:
 
     @operations.get(
         "/v1/rejections/{rejection_id}",
-        summary="One rejected message: the reason, and the original bytes and headers",
+        summary="One rejected message: the reason, and the original bytes and headers (operator)",
     )
     def get_rejection(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
@@ -95,7 +97,7 @@ def router(clients: Clients) -> APIRouter:
 
     @operations.post(
         "/v1/rejections/{rejection_id}/retry",
-        summary="Re-submit a rejected message, unchanged, onto ledger.intake",
+        summary="Re-submit a rejected message, unchanged, onto ledger.intake (operator)",
     )
     def post_retry(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
@@ -106,7 +108,7 @@ def router(clients: Clients) -> APIRouter:
             raise _not_found(error) from None
         return {"retried": rejection_id, "topic": settings.intake_topic}
 
-    @operations.get("/v1/projections", summary="Each read model's lag per partition")
+    @operations.get("/v1/projections", summary="Each read model's lag per partition (operator)")
     def get_projections(access: Operator) -> list[Lag]:
         lags = projection_lag(access.conn, clients.kafka(), settings.events_topic)
         return [
@@ -125,7 +127,8 @@ def router(clients: Clients) -> APIRouter:
         "/v1/projections/{name}/rebuild",
         status_code=202,
         responses={409: {"description": "That read model is being rebuilt already."}},
-        summary="Rebuild a read model from the start of ledger.events, beside the live one",
+        summary="Rebuild a read model from the start of ledger.events, beside the live one "
+        "(operator)",
     )
     def post_rebuild(name: ReadModelName, access: Operator) -> RebuildStarted:
         try:
@@ -136,7 +139,9 @@ def router(clients: Clients) -> APIRouter:
             raise HTTPException(status_code=409, detail=str(error)) from None
         return RebuildStarted(rebuild_id=rebuild_id, read_model=name)
 
-    @operations.get("/v1/projections/rebuilds", summary="Rebuilds asked for, and how far each is")
+    @operations.get(
+        "/v1/projections/rebuilds", summary="Rebuilds asked for, and how far each is (operator)"
+    )
     def get_rebuilds(access: Operator) -> list[Rebuild]:
         return [
             Rebuild(
@@ -163,7 +168,8 @@ def router(clients: Clients) -> APIRouter:
             200: {"description": "Prometheus text exposition format, version 0.0.4."},
             503: {"description": "PostgreSQL or Kafka did not answer; the JSON `detail` says."},
         },
-        summary="Consumer lag, throughput, rejections and worker heartbeats, for Prometheus",
+        summary="Consumer lag, throughput, rejections and worker heartbeats, for Prometheus "
+        "(operator)",
     )
     async def get_metrics(_: OperatorOnly) -> PlainTextResponse:
         await run_in_threadpool(clients.kafka)  # at once, not after kafka-python's timeouts

@@ -78,7 +78,8 @@ def router(clients: Clients, pages: Pages, limit: PublicRateLimit) -> APIRouter:
     @public.get(
         "/v1/certificates/{code}",
         responses={404: {"model": NotFound}},
-        summary="Verify a certificate by its verification code: whose, what, valid or revoked",
+        summary="Verify a certificate by its verification code: whose, what, valid or revoked "
+        "(public)",
         tags=["public"],
     )
     def get_certificate(code: VerificationCode) -> Certificate:
@@ -106,7 +107,7 @@ def router(clients: Clients, pages: Pages, limit: PublicRateLimit) -> APIRouter:
             programmes=_programmes(clients, found),
         )
 
-    @public.get("/healthz", summary="The API process is alive", tags=["operations"])
+    @public.get("/healthz", summary="The API process is alive (public)", tags=["operations"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -114,7 +115,7 @@ def router(clients: Clients, pages: Pages, limit: PublicRateLimit) -> APIRouter:
 
     @public.get(
         "/readyz",
-        summary="PostgreSQL and Kafka answer (200), or which does not (503)",
+        summary="PostgreSQL and Kafka answer (200), or which does not (503) (public)",
         tags=["operations"],
         responses={503: {"model": Readiness}},
     )

@@ -238,3 +238,28 @@ def test_the_public_routes_are_rate_limited_per_client(settings: Settings, tmp_p
         time.sleep(wait + 0.2)
         assert client.get("/v1/certificates/burst").status_code == 404  # served again
         assert client.get("/healthz").status_code == 200
+
+
+def test_hostile_values_in_console_pages_are_a_4xx_page_never_a_500(
+    settings: Settings, api: str
+) -> None:
+    with httpx.Client(base_url=api, timeout=60) as client:
+        with_session(client, signed_in(client, staff_token(settings, "hostile")))
+        for path in (
+            "/console/learners/%00",
+            "/console/learners/a%00b/why/ds",
+            "/console/learners/ada/why/%00",
+            "/console/learners/" + "x" * 5000,
+            "/console/learners/ada/history?as_of=yesterday",
+            "/console/learners/ada/history?as_of=0001-01-01T00:00:00%2B05:00",
+            "/console/rejections/-1",
+            "/console/rejections/99999999999999999999999",
+            "/console/rejections?reason=%00",
+            "/console/search?learner_id=",
+            "/console/no-such-page",
+            "/certificates/%00",
+        ):
+            answer = client.get(path)
+            assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:300])
+            assert answer.headers["content-type"].startswith("text/html"), path
+            assert "<h1>" in answer.text, path

@@ -18,6 +18,8 @@ import psycopg
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -102,6 +104,21 @@ async def http_problem(request: Request, error: Exception) -> Response:
     )
 
 
+async def invalid_request(request: Request, error: Exception) -> Response:
+    """A value of the request that is not what the route takes: FastAPI's 422 for the API, a
+    page saying which value for pages."""
+    if not isinstance(error, RequestValidationError):  # pragma: no cover - registered for it
+        raise error
+    if is_page(request):
+        said = "; ".join(
+            f"{'.'.join(str(part) for part in e.get('loc', ())[1:]) or 'the request'}: "
+            f"{e.get('msg', 'not valid')}"
+            for e in error.errors()
+        )
+        return _pages(request).problem(request, 422, "That cannot be looked up", said)
+    return await request_validation_exception_handler(request, error)
+
+
 def install(app: FastAPI) -> None:
     """Register every handler above on the app."""
     for error in UNAVAILABLE:
@@ -110,3 +127,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WrongRoleError, wrong_role)
     app.add_exception_handler(psycopg.DataError, unstorable)
     app.add_exception_handler(HTTPException, http_problem)
+    app.add_exception_handler(RequestValidationError, invalid_request)

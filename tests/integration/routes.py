@@ -3,8 +3,11 @@ what it answers once let in: what the role matrix and the outage tests walk thro
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from ledger.entrypoints.staff.roles import Role
 
@@ -20,6 +23,12 @@ class Route:
     allowed: frozenset[int]  # what it answers to a credential it accepts
     needs: frozenset[str]  # the services it cannot answer without: 503 while one is away
     body: dict[str, Any] = field(default_factory=dict)
+
+    def ask(self, client: httpx.Client, headers: dict[str, str] | None = None) -> httpx.Response:
+        """Ask the route with `headers` added to its own (a credential, say)."""
+        body = dict(self.body)
+        merged = {**body.pop("headers", {}), **(headers or {})}
+        return client.request(self.method, self.path, headers=merged, **body)
 
 
 PG = frozenset({"postgres"})
@@ -58,6 +67,25 @@ API_ROUTES = [
     _r("POST", "/v1/projections/payments/rebuild", (Role.OPERATOR,), 202, 409),
     _r("GET", "/metrics", (Role.OPERATOR,), 200, needs=BOTH),
     _r("POST", "/v1/events", (Role.PUBLISHER,), 400, content=b"[]"),
+    _r(
+        "POST",
+        "/v1/events?valid",
+        (Role.PUBLISHER,),
+        202,
+        needs=BOTH,
+        content=json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "routes-1",
+                "source": "urn:tests:routes",
+                "type": "ledger.aid.granted.v1",
+                "time": "2026-01-05T09:00:00+00:00",
+                "subject": NOBODY,
+                "data": {"learner_id": NOBODY, "course_id": "ds-1"},
+            }
+        ),
+        headers={"content-type": "application/cloudevents+json"},
+    ),
     _r("GET", "/v1/certificates/no-such-code", PUBLIC, 404),
     _r("GET", "/healthz", PUBLIC, 200, needs=NONE),
     _r("GET", "/readyz", PUBLIC, 200, needs=BOTH),

@@ -7,6 +7,8 @@ These stop and start the services `ledger stack up` manages, so they need the em
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import httpx
 import pytest
 
 from ledger.settings import Settings
-from ledger.stack import services
+from ledger.stack import kafka, services
 from ledger.stack.services import Service
 
 from .helpers import bearer, needs_embedded_services, running_api, staff_token, wait_for
@@ -34,12 +36,10 @@ def answers(client: httpx.Client, token: str, session: str) -> dict[str, httpx.R
     """Every route and page, asked with a credential that opens it."""
     found: dict[str, httpx.Response] = {}
     for route in API_ROUTES:
-        found[route.path] = client.request(
-            route.method, route.path, headers=bearer(token), **route.body
-        )
+        found[route.path] = route.ask(client, bearer(token))
     client.cookies.set("ledger_session", session)
     for page in CONSOLE_PAGES:
-        found[page.path] = client.request(page.method, page.path)
+        found[page.path] = page.ask(client)
     client.cookies.clear()
     return found
 
@@ -74,9 +74,20 @@ def session_of(client: httpx.Client, token: str) -> str:
     return session
 
 
-@pytest.mark.parametrize("away", [Service.POSTGRES, Service.KAFKA])
+def kill_broker(settings: Settings) -> None:
+    """The broker killed with `kill -9`: no goodbye to its clients, as in a crash."""
+    pid = kafka.running_pid(settings.state_path)
+    assert pid is not None, "no broker of `ledger stack up` runs"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: kafka.running_pid(settings.state_path) is None, 30, "the broker to die")
+
+
+@pytest.mark.parametrize(
+    ("away", "how"),
+    [(Service.POSTGRES, "stop"), (Service.KAFKA, "stop"), (Service.KAFKA, "kill -9")],
+)
 def test_every_route_answers_503_while_a_service_is_away_and_recovers_by_itself(
-    settings: Settings, api: str, away: Service
+    settings: Settings, api: str, away: Service, how: str
 ) -> None:
     needs_embedded_services(settings, "stop")
     base = settings.model_copy(update={"database_url": None})  # the embedded server itself
@@ -84,7 +95,11 @@ def test_every_route_answers_503_while_a_service_is_away_and_recovers_by_itself(
     with httpx.Client(base_url=api, timeout=60) as client:
         session = session_of(client, token)
         assert check(answers(client, token, session), None) == []
-        services.down(base, away)
+        if how == "stop":
+            services.down(base, away)
+        else:
+            kill_broker(base)
+        time.sleep(1.1)  # /readyz asks the services at most once a second
         try:
             during = answers(client, token, session)
             assert client.get("/readyz").json()[str(away)] != "ok"

@@ -76,7 +76,7 @@ def test_every_api_route_against_every_credential(settings: Settings, api: str) 
         for who, secret in found.items():
             headers = bearer(secret) if secret else {}
             for route in API_ROUTES:
-                answer = client.request(route.method, route.path, headers=headers, **route.body)
+                answer = route.ask(client, headers)
                 if answer.status_code not in expected(route, who):
                     wrong.append(f"{who} {route.method} {route.path}: {answer.status_code}")
                 elif answer.status_code == 401:
@@ -122,7 +122,7 @@ def test_every_console_page_against_every_credential(settings: Settings, api: st
         assert refused.status_code == 401 and "was revoked" in refused.text
         for who in found:
             for page in CONSOLE_PAGES:
-                answer = with_session(client, sessions.get(who)).request(page.method, page.path)
+                answer = page.ask(with_session(client, sessions.get(who)))
                 if answer.status_code not in expected(page, who):
                     wrong.append(f"{who} {page.path}: {answer.status_code}")
                     continue

@@ -3,11 +3,11 @@ the API and console, so a retry is the same act whichever face asks for it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger.application import Ledger
-from ledger.broker import OutRecord, Producer
+from ledger.broker import OutRecord
 from ledger.errors import NotFoundError
 from ledger.store import StoredRejection
 
@@ -43,12 +43,15 @@ def one(ledger: Ledger, rejection_id: int) -> StoredRejection:
 
 
 def retry(
-    ledger: Ledger, producer: Callable[[], Producer], intake_topic: str, rejection_id: int
+    ledger: Ledger,
+    publish: Callable[[Sequence[OutRecord]], None],
+    intake_topic: str,
+    rejection_id: int,
 ) -> None:
     """Re-submit a rejected message, unchanged, onto the intake (once its cause is fixed),
     marked with the rejection it retries; the rejection stays, as history, with its count of
-    retries. The producer is asked for only once the rejection is found."""
+    retries. Kafka is only asked once the rejection is found."""
     rejection = one(ledger, rejection_id)
     headers = [*rejection.headers, ("ledger_retry_of", str(rejection_id).encode())]
-    producer().send_all([OutRecord(intake_topic, rejection.key, rejection.value, headers)])
+    publish([OutRecord(intake_topic, rejection.key, rejection.value, headers)])
     ledger.ledger_recorder.mark_retried(rejection_id)

@@ -168,7 +168,7 @@ def rejections_retry(rejection_id: int) -> None:
     try:
         producer = Producer(where.kafka_bootstrap, client_id="ledger-retry")
         try:
-            rejections.retry(ledger, lambda: producer, found.intake_topic, rejection_id)
+            rejections.retry(ledger, producer.send_all, found.intake_topic, rejection_id)
         finally:
             producer.close()
     finally:

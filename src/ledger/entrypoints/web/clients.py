@@ -16,7 +16,7 @@ none listens.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -24,7 +24,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ledger.application import Ledger
-from ledger.broker import BrokerUnavailableError, Producer, reachable
+from ledger.broker import BrokerUnavailableError, OutRecord, Producer, reachable
 from ledger.entrypoints import bootstrap
 from ledger.settings import Services, Settings
 
@@ -34,6 +34,8 @@ T = TypeVar("T")
 POOL_WAIT_S = 3.0
 #: ... and how long once PostgreSQL was found away, until a connection is lent again.
 DOWN_WAIT_S = 0.3
+#: How long `POST /v1/events` waits for the broker's acknowledgements before answering 503.
+PUBLISH_WAIT_S = 10.0
 
 
 class Lazy(Generic[T]):
@@ -113,10 +115,19 @@ class Clients:
             )
         return bootstrap
 
-    def producer_ready(self) -> Producer:
-        """The producer, once a broker accepts connections (see `kafka`)."""
+    def publish(self, records: Sequence[OutRecord]) -> None:
+        """Send `records` and wait for the broker's acknowledgement of each.
+
+        A producer that failed is closed and dropped, and the next request makes a fresh one:
+        after the broker was killed, kafka-python's idempotent producer can be left failing
+        every send, though the broker is back (the relay recovers the same way)."""
         self.kafka()
-        return self.producer.get()
+        producer = self.producer.get()
+        try:
+            producer.send_all(records, timeout_s=PUBLISH_WAIT_S)
+        except BrokerUnavailableError:
+            self.producer.close()
+            raise
 
     def close(self) -> None:
         for client in (self.producer, self.pool, self.ledger):

@@ -286,7 +286,7 @@ def _operators(console: APIRouter, shared: _Console) -> None:
         checked_form(request, csrf)
         try:
             rejections.retry(
-                clients.ledger.get(), clients.producer_ready, settings.intake_topic, rejection_id
+                clients.ledger.get(), clients.publish, settings.intake_topic, rejection_id
             )
         except NotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None

@@ -216,8 +216,7 @@ def router(clients: Clients) -> APIRouter:
             records.append(OutRecord(topic, message.subject.encode(), value, headers))
         if errors:
             return _refused(400, errors)
-        producer = await run_in_threadpool(clients.producer_ready)
-        await run_in_threadpool(producer.send_all, records)
+        await run_in_threadpool(clients.publish, records)
         return Accepted(accepted=accepted, topic=topic)
 
     return intake

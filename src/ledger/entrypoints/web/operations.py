@@ -102,7 +102,7 @@ def router(clients: Clients) -> APIRouter:
     def post_retry(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
             rejections.retry(
-                clients.ledger.get(), clients.producer_ready, settings.intake_topic, rejection_id
+                clients.ledger.get(), clients.publish, settings.intake_topic, rejection_id
             )
         except NotFoundError as error:
             raise _not_found(error) from None

@@ -425,7 +425,9 @@ def _replicate(
     for copy in range(1, copies):
         with conn.transaction():
             for statement in statements:
-                conn.execute(statement, {"suffix": f"~{copy}", "template": template})
+                # `_x` and the copy's number: still a valid verification code (base64url), so
+                # the copies' certificates can be asked for through the API as well.
+                conn.execute(statement, {"suffix": f"_x{copy}", "template": template})
         advance(1)
     if copies > 1:
         with conn.transaction():

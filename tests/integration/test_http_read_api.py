@@ -7,6 +7,7 @@ refunded (so a course he passed is no longer paid), and nobody else is known.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,6 +20,7 @@ from ledger.broker import OutRecord, end_offsets
 from ledger.settings import Settings
 
 from .helpers import (
+    REPO,
     Publisher,
     caught_up,
     running_pipeline,
@@ -329,3 +331,15 @@ def test_metrics_and_docs(settings: Settings, api: str, staff: dict[str, str]) -
     assert "completion_rate" in schemas["RetentionRow"]["properties"]
     learner = openapi["paths"]["/v1/learners/{learner_id}"]["get"]["responses"]
     assert learner["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/NotFound")
+    # POST /v1/events documents its body, with the very examples of schemas/inbound/.
+    body = openapi["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+    examples = body["application/cloudevents+json"]["examples"]
+    shipped = sorted((REPO / "schemas" / "inbound").glob("*.example.json"))
+    assert len(examples) == len(shipped) == 15
+    for path in shipped:
+        ce_type = path.name.removesuffix(".example.json")
+        assert examples[ce_type]["value"] == json.loads(path.read_text()), ce_type
+    envelope = body["application/cloudevents+json"]["schema"]
+    assert {"id", "source", "type", "time", "subject", "data"} <= set(envelope["required"])
+    security = openapi["components"]["securitySchemes"]
+    assert any(scheme.get("scheme") == "bearer" for scheme in security.values())

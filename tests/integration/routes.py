@@ -11,7 +11,10 @@ import httpx
 
 from ledger.entrypoints.staff.roles import Role
 
+#: A learner no message ever names: every read of them is a 404 once past the door.
 NOBODY = "matrix-nobody"
+#: Whom the publisher's event names (never NOBODY: a pipeline may apply it later).
+PUBLISHED_LEARNER = "matrix-published"
 PUBLIC: tuple[Role, ...] = ()
 
 
@@ -80,8 +83,8 @@ API_ROUTES = [
                 "source": "urn:tests:routes",
                 "type": "ledger.aid.granted.v1",
                 "time": "2026-01-05T09:00:00+00:00",
-                "subject": NOBODY,
-                "data": {"learner_id": NOBODY, "course_id": "ds-1"},
+                "subject": PUBLISHED_LEARNER,
+                "data": {"learner_id": PUBLISHED_LEARNER, "course_id": "ds-1"},
             }
         ),
         headers={"content-type": "application/cloudevents+json"},

@@ -15,6 +15,10 @@
 | `LEDGER_PUBLIC_RATE_LIMIT` | requests per client address to the public routes | `60/minute` |
 | `LEDGER_SESSION_SECRET` | key signing console sessions, the same for every API process | stored |
 | `LEDGER_COOKIE_SECURE` | console cookies only over HTTPS (set it behind TLS) | false |
+| `LEDGER_ISSUER_NAME` | the issuer's name on every credential | `Enrollment ledger` |
+| `LEDGER_ISSUER_URL` | the API as the world reaches it: `did:web`, credential links | local API |
+| `LEDGER_ISSUER_KEY_DIR` | the issuer's signing keys (shared by every API process) | state dir |
+| `LEDGER_STATUS_LIST_VALID_S` | how long a published revocation status list stays valid | 3600 |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
 | `LEDGER_KAFKA_LOG` | a file for kafka-python's own debug log (diagnosing the client) | none |
@@ -82,6 +86,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=1, le=65535)
     public_rate_limit: str = "60/minute"
     session_secret: SecretStr | None = None
+    issuer_name: str = Field(default="Enrollment ledger", min_length=1, max_length=200)
+    issuer_url: str = Field(
+        default="http://127.0.0.1:8080", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+    )
+    issuer_key_dir: Path | None = None
+    status_list_valid_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     cookie_secure: bool = False
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
@@ -133,6 +143,11 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         """The state directory as an absolute path (workers may change directory)."""
         return self.state_dir.expanduser().resolve()
+
+    @property
+    def issuer_keys(self) -> Path:
+        """Where the issuer's signing keys are kept."""
+        return (self.issuer_key_dir or self.state_path / "issuer").expanduser().resolve()
 
     @property
     def intake_topic(self) -> str:

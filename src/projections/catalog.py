@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from projections.model import ReadModel
-from projections.read_models import certificates, learner_progress, payments, retention
+from projections.read_models import (
+    certificates,
+    credentials,
+    learner_progress,
+    payments,
+    retention,
+)
 
 READ_MODELS: tuple[ReadModel, ...] = (
     learner_progress.MODEL,
     certificates.MODEL,
     payments.MODEL,
     retention.MODEL,
+    credentials.MODEL,
 )
 
 

@@ -57,6 +57,7 @@ class _Ledger(Commands):
         "rejections": "ledger.entrypoints.cli.operations:rejections_app",
         "audit": "ledger.entrypoints.cli.audit:audit_app",
         "tokens": "ledger.entrypoints.cli.tokens:tokens_app",
+        "issuer": "ledger.entrypoints.cli.issuer:issuer_app",
         "bench": "ledger.entrypoints.cli.bench:bench_app",
         "chaos": "ledger.entrypoints.cli.chaos:chaos_app",
     }
@@ -103,7 +104,8 @@ def _print_status(statuses: list[ServiceStatus]) -> None:
 
 @stack_app.command("up")
 def stack_up(service: OnlyService = None) -> None:
-    """Start PostgreSQL and Kafka (unless given by the environment) and create the topics."""
+    """Start PostgreSQL and Kafka (unless given by the environment), create the tables and
+    topics, and the credentials' signing key if there is none."""
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from ledger.stack import services  # noqa: PLC0415
 
@@ -116,6 +118,12 @@ def stack_up(service: OnlyService = None) -> None:
         created = bootstrap.prepare_topics(found, where)
         if created:
             out().print(f"created topics: {', '.join(created)}")
+    if service is None:
+        from ledger.credentials.issuer import Keys  # noqa: PLC0415
+
+        keys = Keys(found.issuer_keys)
+        if not keys.all():  # the embedded defaults issue credentials out of the box
+            out().print(f"made the issuer's signing key in {keys.add().path.parent}")
     _print_status(statuses)
 
 

@@ -3,7 +3,9 @@
 Who may use what (the roles are `ledger.entrypoints.staff.roles`):
 
 - anyone, rate-limited: certificate verification (`/v1/certificates/{code}` and the page
-  `/certificates/{code}`), `/healthz`, `/readyz`; and, holding no data, `/docs`,
+  `/certificates/{code}`), the signed credential (`.../credential`), the revocation status
+  lists (`/v1/status-lists/{n}`), the issuer's keys (`/.well-known/did.json`,
+  `/.well-known/jwks.json`), `/healthz`, `/readyz`; and, holding no data, `/docs`,
   `/openapi.json`, the console's sign-in page and its stylesheet;
 - support: a learner's progress and "why" (`/v1/learners/{id}`, `.../eligibility/{s}`);
 - finance: payments (`/v1/learners/{id}/payments`);
@@ -28,8 +30,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from ledger.credentials.issuing import Issuer
 from ledger.entrypoints.staff.secrets import shared_secret
-from ledger.entrypoints.web import console, intake, learners, operations, problems, public
+from ledger.entrypoints.web import (
+    console,
+    credentials,
+    intake,
+    learners,
+    operations,
+    problems,
+    public,
+)
 from ledger.entrypoints.web.clients import Clients
 from ledger.entrypoints.web.pages import STATIC, Pages
 from ledger.entrypoints.web.ratelimit import PublicRateLimit
@@ -77,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestLog)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.include_router(public.router(clients, pages, limit))
+    app.include_router(credentials.router(clients, Issuer(settings), limit))
     app.include_router(intake.router(clients))
     app.include_router(learners.router(clients))
     app.include_router(operations.router(clients))

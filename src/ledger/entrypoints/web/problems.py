@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ledger.broker import BrokerUnavailableError
+from ledger.credentials.issuer import IssuerKeyError
 from ledger.entrypoints.web.auth import NotSignedInError, WrongRoleError
 from ledger.errors import ConfigurationError, StackError
 from projections.generations import NoLiveGenerationError
@@ -41,6 +42,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     NoLiveGenerationError,
     StackError,  # the embedded PostgreSQL is not running (yet)
     ConfigurationError,
+    IssuerKeyError,  # no key to sign credentials with: `ledger issuer init`
 )
 
 

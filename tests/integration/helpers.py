@@ -130,15 +130,21 @@ def running_api(settings: Settings, log: Path, **env: str) -> Iterator[str]:
     """`ledger run api` on a free port, as production runs it (with `env` added to its
     environment); yields its base URL once `/healthz` answers, stops it after."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     ledger = Path(sys.executable).with_name("ledger")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(ledger), "run", "api"],
-            env={**cli_env(settings), "LEDGER_API_PORT": str(port), **env},
+            # The issuer's address is where this API answers: credentials point back to it.
+            env={
+                **cli_env(settings),
+                "LEDGER_API_PORT": str(port),
+                "LEDGER_ISSUER_URL": base,
+                **env,
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
         try:

@@ -34,6 +34,9 @@ from ledger.errors import LedgerError
 from ledger.logs import configure_logging
 from ledger.settings import Services, Settings
 from ledger.supervision import tune_garbage_collector
+from projections.catalog import READ_MODELS
+from projections.model import ReadModel
+from projections.read_models import credentials
 from projections.worker import ProjectionWorker
 
 if TYPE_CHECKING:
@@ -95,6 +98,19 @@ def _consume_all(bootstrap: str, topic: str, expected: int) -> Figure:
     return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
 
 
+#: The projection worker's kinds in a benchmark: every read model, or all but the credentials
+#: (to measure what issuing credentials costs the pipeline, in the same run).
+PROJECTIONS = "projections"
+WITHOUT_CREDENTIALS = "projections-without-credentials"
+
+
+def read_models(kind: str) -> tuple[ReadModel, ...]:
+    """The read models a benchmark's projection worker of `kind` keeps."""
+    if kind == WITHOUT_CREDENTIALS:
+        return tuple(m for m in READ_MODELS if m.name != credentials.NAME)
+    return READ_MODELS
+
+
 def _worker_child(
     scratch: Scratch,
     kind: str,
@@ -103,9 +119,9 @@ def _worker_child(
     started: Queue[float],
     stop: EventType,
 ) -> None:
-    """One worker process of a benchmark (`kind` intake or projections): join the group and
-    hand out nothing (reporting how many partitions it holds) until `go`; then report when it
-    first handled records, and run until told to stop."""
+    """One worker process of a benchmark (`kind`: intake, or one of the projections'): join
+    the group and hand out nothing (reporting how many partitions it holds) until `go`; then
+    report when it first handled records, and run until told to stop."""
     settings, services = scratch.settings, scratch.services
     configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
@@ -114,7 +130,7 @@ def _worker_child(
     worker: IntakeWorker | ProjectionWorker = (
         IntakeWorker(ledger, settings, kafka, settings.intake_batch)
         if ledger is not None
-        else ProjectionWorker(settings, services.database_url, kafka)
+        else ProjectionWorker(settings, services.database_url, kafka, read_models=read_models(kind))
     )
     consumer = worker.consumer()
     consumer.hold()

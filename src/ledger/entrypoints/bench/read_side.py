@@ -40,6 +40,8 @@ from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer, Record, end_offsets
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
+    PROJECTIONS,
+    WITHOUT_CREDENTIALS,
     Figure,
     Latency,
     Scratch,
@@ -48,6 +50,7 @@ from ledger.entrypoints.bench.common import (
     per_process_count,
     print_figures,
     raw_kafka,
+    read_models,
     run_worker_processes,
     scratch,
 )
@@ -76,6 +79,8 @@ WORKER_BATCH = 2000
 PROJECTIONS_TARGET = 15_000
 #: Learners simulated for the queries bench; larger populations are copies of them.
 TEMPLATE_LEARNERS = 2000
+#: Issuing credentials may cost the projections at most a tenth of their rate.
+CREDENTIALS_FLOOR = 0.9
 #: The p99 the support queries are asked to stay under, in milliseconds.
 QUERIES_TARGET_MS = 10.0
 #: Learner-scoped columns whose values must differ between copies of a learner: the learner id
@@ -222,35 +227,42 @@ def _applied(
     return count
 
 
-def ledger_projections(own: Scratch, processes: int, advance: Callable[[int], None]) -> Figure:
+def ledger_projections(
+    own: Scratch, processes: int, advance: Callable[[int], None], kind: str = PROJECTIONS
+) -> Figure:
     """The real projection worker in `processes` processes (as `ledger run projections
     --processes N` runs it), from the first poll that returned records until every read model's
     stored offsets reach the end of `ledger.events`; `projection_lag` confirms the end after.
+    `kind` says which read models it keeps (`bench.common.read_models`).
     """
     kafka = own.services.kafka_bootstrap
     topic = own.settings.events_topic
     ends = end_offsets(kafka, topic)
     total = sum(ends.values())
+    models = read_models(kind)
     with bootstrap.connect(own.services) as conn, conn.cursor() as cur:
-        schemas = [generations.live_schema(cur, m.name) for m in READ_MODELS]
+        schemas = [generations.live_schema(cur, m.name) for m in models]
         elapsed, _ = run_worker_processes(
-            own,
-            "projections",
-            processes,
-            _applied(cur, schemas, topic, ends),
-            total,
-            advance,
+            own, kind, processes, _applied(cur, schemas, topic, ends), total, advance
         )
-        behind = sum(lag.behind for lag in projection_lag(conn, kafka, topic))
+        names = {m.name for m in models}
+        behind = sum(
+            lag.behind for lag in projection_lag(conn, kafka, topic) if lag.projection in names
+        )
     if behind:
         raise LedgerError(f"the offsets reached the end, yet `projection_lag` says {behind} behind")
     label = "process" if processes == 1 else "processes"
+    credentials = "with credentials" if kind == PROJECTIONS else "without credentials"
     return Figure(
-        f"ledger projections, {len(READ_MODELS)} read models, {processes} {label}",
+        f"ledger projections, {len(models)} read models ({credentials}), {processes} {label}",
         total / elapsed,
         elapsed,
         total,
     )
+
+
+def without_credentials(own: Scratch, processes: int, advance: Callable[[int], None]) -> Figure:
+    return ledger_projections(own, processes, advance, WITHOUT_CREDENTIALS)
 
 
 def _publish(bootstrap: str, records: Sequence[OutRecord]) -> None:
@@ -326,12 +338,28 @@ def run_projections_bench(
             console,
         ):
             figures.setdefault(f"p{count}", []).append(figure)
-    return [median(figures[k]) for k in ("kafka", "postgres", *(f"p{n}" for n in runs))]
+        # The same worker without the credentials read model, in the same round: what issuing
+        # credentials costs the pipeline (docs/credentials.md).
+        for count, figure in per_process_count(
+            base,
+            services,
+            prefix,
+            [processes],
+            len(template),
+            "projection worker without credentials",
+            without_credentials,
+            console,
+        ):
+            figures.setdefault(f"w{count}", []).append(figure)
+    keys = ("kafka", "postgres", f"w{processes}", *(f"p{n}" for n in runs))
+    return [median(figures[k]) for k in keys]
 
 
 def print_projections(console: Console, figures: list[Figure], learners: int, repeat: int) -> None:
-    """The figures with their ratios to both ceilings, and the verdict on the target."""
+    """The figures with their ratios to both ceilings, the cost of the credentials read model,
+    and the verdict on the target."""
     worker = figures[-1]
+    without = figures[2]
     print_figures(
         console,
         figures,
@@ -341,6 +369,13 @@ def print_projections(console: Console, figures: list[Figure], learners: int, re
     verdict = "met" if worker.per_second >= PROJECTIONS_TARGET else "NOT met"
     console.print(
         f"target >= {PROJECTIONS_TARGET:,} events/s: {verdict} ({worker.per_second:,.0f} events/s)"
+    )
+    ratio = worker.per_second / without.per_second
+    within = "within" if ratio >= CREDENTIALS_FLOOR else "NOT within"
+    console.print(
+        f"with credentials: {ratio:.0%} of the rate without them, {within} "
+        f"{1 - CREDENTIALS_FLOOR:.0%} ({worker.per_second:,.0f} and {without.per_second:,.0f} "
+        "events/s, same processes, same rounds)"
     )
 
 

@@ -117,11 +117,26 @@ def parse(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> I
             ),
             None,
         )
+        # The message says who it is even when its data cannot be read: kept on the rejection.
+        ident = {
+            "source": attributes.get("source") or None,
+            "message_id": attributes.get("id") or None,
+        }
         if content_type and not content_type.startswith("application/json"):
             raise RejectionError(
-                "not_json", f"binary-mode data must be application/json, not {content_type!r}"
+                "unsupported_content_type",
+                f"binary-mode data must be application/json, not {content_type!r}"
+                + (
+                    " (an Open edX event? `ledger run bridge openedx` reads those)"
+                    if "avro" in content_type
+                    else ""
+                ),
+                **ident,
             )
-        data = _decode_json(value, "binary-mode value (the event data)")
+        try:
+            data = _decode_json(value, "binary-mode value (the event data)")
+        except RejectionError as error:
+            raise RejectionError(error.reason, error.message, **ident) from None
     else:
         body = _decode_json(value, "message value")
         if not isinstance(body, dict) or "specversion" not in body:

@@ -35,14 +35,33 @@ log = get_logger(__name__)
 PAGE = 1000
 
 
+#: What Kafka Connect's dead-letter queues say of every record they hold: operators' tools read
+#: these names, so a rejection says them too, beside the ledger's own `ledger_*` headers.
+CONNECT_ERRORS = "__connect.errors."
+#: The exception a rejection stands for, named as Connect names one (the reason code says
+#: which rule or check refused the message: `ledger_reason`, and the exception message).
+REJECTION_CLASS = "commands.cloudevents.RejectionError"
+
+
 def rejection_record(topic: str, rejection: StoredRejection) -> OutRecord:
-    """The original bytes and headers, plus the reason, as one record on `ledger.rejections`."""
+    """The original bytes and headers, plus the reason, as one record on `ledger.rejections`:
+    in the ledger's words (`ledger_*`) and in Kafka Connect's (`__connect.errors.*`)."""
+    connect = {
+        "topic": rejection.topic,
+        "partition": str(rejection.partition),
+        "offset": str(rejection.offset),
+        "connector.name": "ledger-intake",
+        "task.id": "0",
+        "exception.class.name": REJECTION_CLASS,
+        "exception.message": f"{rejection.reason}: {rejection.message}",
+    }
     headers = [
         *rejection.headers,
         ("ledger_rejection_id", str(rejection.rejection_id).encode()),
         ("ledger_reason", rejection.reason.encode()),
         ("ledger_message", rejection.message.encode()),
         ("ledger_origin", f"{rejection.topic}/{rejection.partition}/{rejection.offset}".encode()),
+        *((CONNECT_ERRORS + name, value.encode()) for name, value in connect.items()),
     ]
     return OutRecord(topic=topic, key=rejection.key, value=rejection.value, headers=headers)
 

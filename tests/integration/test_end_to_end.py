@@ -145,6 +145,20 @@ def test_messages_flow_from_intake_to_the_read_model(
         "conflict",
         "not_json",
     ]
+    # ... and in Kafka Connect's terms, for the tools operators read dead letters with.
+    for record in ada_rejected:
+        origin = (record.header("ledger_origin") or "").rsplit("/", 2)
+        assert [
+            record.header("__connect.errors.topic"),
+            record.header("__connect.errors.partition"),
+            record.header("__connect.errors.offset"),
+        ] == origin
+        assert origin[0] == settings.intake_topic
+        assert record.header("__connect.errors.exception.class.name") == (
+            "commands.cloudevents.RejectionError"
+        )
+        message = record.header("__connect.errors.exception.message") or ""
+        assert message.startswith(f"{record.header('ledger_reason')}: ")
 
 
 def test_unknown_learner_gives_a_clear_answer(settings: Settings) -> None:

@@ -113,3 +113,15 @@ def test_a_naive_time_is_refused() -> None:
     value, headers = binary("ledger.learner.enrolled.v1", ENROLLED)
     headers = [(k, b"2026-03-01T12:00:00" if k == "ce_time" else v) for k, v in headers]
     assert reject_reason(value, headers).reason == "not_cloudevent"
+
+
+def test_binary_data_that_is_not_json_says_so_and_keeps_who_sent_it() -> None:
+    _, headers = binary("ledger.learner.enrolled.v1", ENROLLED)
+    avro = [(k, b"application/avro" if k == "content-type" else v) for k, v in headers]
+    error = reject_reason(b"\x00\x00\x00\x00\x01\x02", avro)
+    assert error.reason == "unsupported_content_type"
+    assert "application/avro" in error.message and "bridge openedx" in error.message
+    assert (error.source, error.message_id) == ("urn:test", "m-1")
+    broken = reject_reason(b"{nope", headers)
+    assert broken.reason == "not_json"
+    assert (broken.source, broken.message_id) == ("urn:test", "m-1")

@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from ledger.broker import end_offsets
+from ledger.broker import Record, end_offsets
 from ledger.entrypoints.runner import Pipeline
 from ledger.settings import Settings
 from projections.read_models.learner_progress import learner_progress
@@ -145,20 +145,24 @@ def test_messages_flow_from_intake_to_the_read_model(
         "conflict",
         "not_json",
     ]
-    # ... and in Kafka Connect's terms, for the tools operators read dead letters with.
     for record in ada_rejected:
-        origin = (record.header("ledger_origin") or "").rsplit("/", 2)
-        assert [
-            record.header("__connect.errors.topic"),
-            record.header("__connect.errors.partition"),
-            record.header("__connect.errors.offset"),
-        ] == origin
-        assert origin[0] == settings.intake_topic
-        assert record.header("__connect.errors.exception.class.name") == (
-            "commands.cloudevents.RejectionError"
-        )
-        message = record.header("__connect.errors.exception.message") or ""
-        assert message.startswith(f"{record.header('ledger_reason')}: ")
+        said_as_kafka_connect_says_it(record, settings.intake_topic)
+
+
+def said_as_kafka_connect_says_it(record: Record, intake_topic: str) -> None:
+    """A dead letter in Kafka Connect's terms too, for the tools operators read them with."""
+    origin = (record.header("ledger_origin") or "").rsplit("/", 2)
+    assert [
+        record.header("__connect.errors.topic"),
+        record.header("__connect.errors.partition"),
+        record.header("__connect.errors.offset"),
+    ] == origin
+    assert origin[0] == intake_topic
+    assert record.header("__connect.errors.exception.class.name") == (
+        "commands.cloudevents.RejectionError"
+    )
+    message = record.header("__connect.errors.exception.message") or ""
+    assert message.startswith(f"{record.header('ledger_reason')}: ")
 
 
 def test_unknown_learner_gives_a_clear_answer(settings: Settings) -> None:

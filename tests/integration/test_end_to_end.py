@@ -145,12 +145,17 @@ def test_messages_flow_from_intake_to_the_read_model(
         "conflict",
         "not_json",
     ]
-    for record in ada_rejected:
-        said_as_kafka_connect_says_it(record, settings.intake_topic)
+    said_as_kafka_connect_says_it(ada_rejected, settings.intake_topic)
 
 
-def said_as_kafka_connect_says_it(record: Record, intake_topic: str) -> None:
-    """A dead letter in Kafka Connect's terms too, for the tools operators read them with."""
+def said_as_kafka_connect_says_it(records: list[Record], intake_topic: str) -> None:
+    """Dead letters in Kafka Connect's terms too, for the tools operators read them with."""
+    assert records
+    for record in records:
+        _connect_headers(record, intake_topic)
+
+
+def _connect_headers(record: Record, intake_topic: str) -> None:
     origin = (record.header("ledger_origin") or "").rsplit("/", 2)
     assert [
         record.header("__connect.errors.topic"),

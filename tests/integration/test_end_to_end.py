@@ -138,8 +138,11 @@ def test_messages_flow_from_intake_to_the_read_model(
         ).fetchall()
     assert [r[0] for r in rows] == ["conflict", "not_json"]
     assert rows[1][1] == b"\x00 not json"
-    everything = sum(end_offsets(bootstrap, settings.rejections_topic).values())
-    rejected = read_topic(settings, settings.rejections_topic, expect=everything)
+    rejected = read_topic(
+        settings,
+        settings.rejections_topic,
+        expect=sum(end_offsets(bootstrap, settings.rejections_topic).values()),
+    )
     ada_rejected = [r for r in rejected if r.key == b"ada"]
     assert sorted(r.header("ledger_reason") or "" for r in ada_rejected) == [
         "conflict",

@@ -19,6 +19,12 @@
 | `LEDGER_ISSUER_URL` | the API as the world reaches it: `did:web`, credential links | local API |
 | `LEDGER_ISSUER_KEY_DIR` | the issuer's signing keys (shared by every API process) | state dir |
 | `LEDGER_STATUS_LIST_VALID_S` | how long a published revocation status list stays valid | 3600 |
+| `LEDGER_OPENEDX_TOPICS` | the Open edX event bus topics the bridge reads (a,b,...) | see below |
+| `LEDGER_OPENEDX_BOOTSTRAP` | the Open edX event bus's Kafka, if not the ledger's | the ledger's |
+| `LEDGER_OPENEDX_MAPPING` | the bridge's mapping file (docs/openedx.md) | none |
+| `LEDGER_OPENEDX_SCHEMA_REGISTRY` | a Confluent schema registry for writers' schemas | none |
+| `LEDGER_XAPI_URL` | the LRS `ledger run xapi` sends statements to (…/xAPI) | none |
+| `LEDGER_XAPI_USERNAME`, `LEDGER_XAPI_PASSWORD` | Basic auth for the LRS | none |
 | `LEDGER_LOG_FORMAT` | `json` or `console` (default: console on a terminal) | auto |
 | `LEDGER_LOG_LEVEL` | `debug`, `info`, `warning` | `info` |
 | `LEDGER_KAFKA_LOG` | a file for kafka-python's own debug log (diagnosing the client) | none |
@@ -92,6 +98,17 @@ class Settings(BaseSettings):
     )
     issuer_key_dir: Path | None = None
     status_list_valid_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # The topics edx-event-bus-kafka writes the translated events to, by its defaults.
+    openedx_topics: str = (
+        "learning-course-enrollment-lifecycle,learning-course-passing-status,"
+        "learning-course-grades,learning-idv-attempts,learning-certificate-lifecycle"
+    )
+    openedx_bootstrap: str | None = None
+    openedx_mapping: Path | None = None
+    openedx_schema_registry: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    xapi_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    xapi_username: str | None = None
+    xapi_password: SecretStr | None = None
     cookie_secure: bool = False
     topic_prefix: str = ""
     log_format: str | None = Field(default=None, pattern="^(json|console)$")
@@ -148,6 +165,10 @@ class Settings(BaseSettings):
     def issuer_keys(self) -> Path:
         """Where the issuer's signing keys are kept."""
         return (self.issuer_key_dir or self.state_path / "issuer").expanduser().resolve()
+
+    @property
+    def openedx_topic_list(self) -> list[str]:
+        return [t.strip() for t in self.openedx_topics.split(",") if t.strip()]
 
     @property
     def intake_topic(self) -> str:

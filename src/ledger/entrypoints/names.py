@@ -16,3 +16,7 @@ class WorkerName(StrEnum):
     RELAY = "relay"
     PROJECTIONS = "projections"
     API = "api"
+    #: The Open edX bridge (`ledger run bridge openedx`): not among `all`, it needs a mapping.
+    BRIDGE = "bridge"
+    #: xAPI statements followed into an LRS (`ledger run xapi`): not among `all` either.
+    XAPI = "xapi"

@@ -26,7 +26,7 @@ from commands.intake import IntakeWorker
 from ledger.application import Ledger
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.names import WorkerName
-from ledger.errors import StackError
+from ledger.errors import ConfigurationError, StackError
 from ledger.heartbeats import HeartbeatWriter
 from ledger.logs import configure_logging, get_logger
 from ledger.relay import Relay
@@ -69,6 +69,10 @@ class Pipeline:
             workers.append(Relay(self.ledger, settings, kafka))
         if which in (WorkerName.ALL, WorkerName.PROJECTIONS):
             workers.append(ProjectionWorker(settings, services.database_url, kafka))
+        if which is WorkerName.BRIDGE:
+            workers.append(_openedx_bridge(self.ledger, settings, services))
+        if which is WorkerName.XAPI:
+            workers.append(_xapi_follower(settings, services))
         self.workers = workers
         self.threads: list[threading.Thread] = []
 
@@ -90,6 +94,28 @@ class Pipeline:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _openedx_bridge(ledger: Ledger, settings: Settings, services: Services) -> Worker:
+    """The Open edX bridge, its mapping checked first (a bad one stops it before it starts)."""
+    from bridges.openedx.avro import Schemas  # noqa: PLC0415 - needs the [openedx] extra
+    from bridges.openedx.mapping import load_mapping  # noqa: PLC0415
+    from bridges.openedx.worker import OpenEdxBridge  # noqa: PLC0415
+
+    if settings.openedx_mapping is None:
+        raise ConfigurationError(
+            "the Open edX bridge needs its mapping: set LEDGER_OPENEDX_MAPPING to the mapping "
+            "file (docs/openedx.md)"
+        )
+    mapping = load_mapping(settings.openedx_mapping)
+    schemas = Schemas(settings.openedx_schema_registry)
+    return OpenEdxBridge(ledger, settings, services, mapping, schemas)
+
+
+def _xapi_follower(settings: Settings, services: Services) -> Worker:
+    from bridges.xapi.follower import XapiFollower  # noqa: PLC0415
+
+    return XapiFollower(settings, services)
 
 
 def run_api(settings: Settings) -> int:

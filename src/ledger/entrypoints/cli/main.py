@@ -58,6 +58,7 @@ class _Ledger(Commands):
         "audit": "ledger.entrypoints.cli.audit:audit_app",
         "tokens": "ledger.entrypoints.cli.tokens:tokens_app",
         "issuer": "ledger.entrypoints.cli.issuer:issuer_app",
+        "export": "ledger.entrypoints.cli.export:export_app",
         "bench": "ledger.entrypoints.cli.bench:bench_app",
         "chaos": "ledger.entrypoints.cli.chaos:chaos_app",
     }
@@ -151,9 +152,15 @@ def run(
     worker: Annotated[
         WorkerName,
         typer.Argument(
-            help="Which worker (default: the three workers; api: HTTP).", metavar="WORKER"
+            help="Which worker (default: the three workers; api: HTTP; bridge: a bridge; "
+            "xapi: statements into an LRS).",
+            metavar="WORKER",
         ),
     ] = WorkerName.ALL,
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="Which bridge (with `bridge`): openedx.", metavar="BRIDGE"),
+    ] = None,
     processes: Annotated[
         int | None,
         typer.Option(
@@ -165,9 +172,14 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run the intake, relay and projection workers (or the HTTP API) until SIGINT/SIGTERM."""
+    """Run the intake, relay and projection workers (or the HTTP API, a bridge, the xAPI
+    follower) until SIGINT/SIGTERM."""
     from ledger.entrypoints.runner import run as run_workers  # noqa: PLC0415
 
+    if worker is WorkerName.BRIDGE and kind not in (None, "openedx"):
+        raise typer.BadParameter(f"no bridge {kind!r}: the bridges are: openedx")
+    if worker is not WorkerName.BRIDGE and kind is not None:
+        raise typer.BadParameter(f"{kind!r} names a bridge: give it after `bridge`")
     raise typer.Exit(run_workers(settings(), worker, processes))
 
 

@@ -13,12 +13,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export LEDGER_STATE_DIR ?= $(CURDIR)/.ledger
 
-.PHONY: demo test install stack check unit integration clean
+.PHONY: demo test install lrs stack check unit integration clean
 
 demo: install
 	$(BIN)/ledger demo
 
-test: install stack check
+test: install lrs stack check
 	$(BIN)/pytest -p no:cacheprovider
 
 # Installs again only when pyproject.toml changes.
@@ -32,6 +32,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# A real Learning Record Store for the xAPI tests: Ralph, in a virtual environment of its own
+# (its pins are not the ledger's). The tests start and stop it themselves.
+LRS_VENV ?= .venv-ralph
+$(LRS_VENV)/.installed:
+	test -x $(LRS_VENV)/bin/python || $(PYTHON) -m venv $(LRS_VENV)
+	$(LRS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LRS_VENV)/bin/python -m pip install --quiet 'ralph-malph[cli,lrs]==5.1.0' requests
+	touch $@
+
+lrs: $(LRS_VENV)/.installed
+
 stack: install
 	$(BIN)/ledger stack up
 
@@ -44,9 +55,9 @@ check: install
 unit: install
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-integration: install stack
+integration: install lrs stack
 	$(BIN)/pytest -p no:cacheprovider tests/integration
 
 clean:
 	-$(BIN)/ledger stack down
-	rm -rf $(VENV) .ledger
+	rm -rf $(VENV) $(LRS_VENV) .ledger

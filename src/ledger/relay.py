@@ -43,14 +43,16 @@ CONNECT_ERRORS = "__connect.errors."
 REJECTION_CLASS = "commands.cloudevents.RejectionError"
 
 
-def rejection_record(topic: str, rejection: StoredRejection) -> OutRecord:
+def rejection_record(settings: Settings, rejection: StoredRejection) -> OutRecord:
     """The original bytes and headers, plus the reason, as one record on `ledger.rejections`:
-    in the ledger's words (`ledger_*`) and in Kafka Connect's (`__connect.errors.*`)."""
+    in the ledger's words (`ledger_*`) and in Kafka Connect's (`__connect.errors.*`), the
+    "connector" being the intake or, for what came from elsewhere, a bridge."""
+    from_intake = rejection.topic == settings.intake_topic
     connect = {
         "topic": rejection.topic,
         "partition": str(rejection.partition),
         "offset": str(rejection.offset),
-        "connector.name": "ledger-intake",
+        "connector.name": "ledger-intake" if from_intake else "ledger-bridge",
         "task.id": "0",
         "exception.class.name": REJECTION_CLASS,
         "exception.message": f"{rejection.reason}: {rejection.message}",
@@ -63,7 +65,9 @@ def rejection_record(topic: str, rejection: StoredRejection) -> OutRecord:
         ("ledger_origin", f"{rejection.topic}/{rejection.partition}/{rejection.offset}".encode()),
         *((CONNECT_ERRORS + name, value.encode()) for name, value in connect.items()),
     ]
-    return OutRecord(topic=topic, key=rejection.key, value=rejection.value, headers=headers)
+    return OutRecord(
+        topic=settings.rejections_topic, key=rejection.key, value=rejection.value, headers=headers
+    )
 
 
 class Relay:
@@ -147,7 +151,7 @@ class Relay:
         rejections = self.recorder.select_rejections(self._rejections_position, self.batch_size)
         if not rejections:
             return 0
-        records = [rejection_record(self.settings.rejections_topic, r) for r in rejections]
+        records = [rejection_record(self.settings, r) for r in rejections]
         self._producer_or_connect().send_all(records)
         last = rejections[-1].rejection_id
         self.recorder.save_relay_position(REJECTIONS_STREAM, last)

@@ -166,6 +166,7 @@ def _connect_headers(record: Record, intake_topic: str) -> None:
         record.header("__connect.errors.offset"),
     ] == origin
     assert origin[0] == intake_topic
+    assert record.header("__connect.errors.connector.name") == "ledger-intake"
     assert record.header("__connect.errors.exception.class.name") == (
         "commands.cloudevents.RejectionError"
     )

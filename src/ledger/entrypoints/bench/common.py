@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from multiprocessing.queues import Queue
     from multiprocessing.synchronize import Event as EventType
 
+    from bridges.openedx.worker import OpenEdxBridge
+    from ledger.application import Ledger
+
 
 @dataclass(frozen=True)
 class Scratch:
@@ -119,19 +122,23 @@ def _worker_child(
     started: Queue[float],
     stop: EventType,
 ) -> None:
-    """One worker process of a benchmark (`kind`: intake, or one of the projections'): join
+    """One worker process of a benchmark (`kind`: intake, bridge, or one of the projections'): join
     the group and hand out nothing (reporting how many partitions it holds) until `go`; then
     report when it first handled records, and run until told to stop."""
     settings, services = scratch.settings, scratch.services
     configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
     kafka = services.kafka_bootstrap
-    ledger = bootstrap.open_ledger(services) if kind == "intake" else None
-    worker: IntakeWorker | ProjectionWorker = (
-        IntakeWorker(ledger, settings, kafka, settings.intake_batch)
-        if ledger is not None
-        else ProjectionWorker(settings, services.database_url, kafka, read_models=read_models(kind))
-    )
+    ledger = bootstrap.open_ledger(services) if kind in ("intake", "bridge") else None
+    worker: IntakeWorker | ProjectionWorker | OpenEdxBridge
+    if kind == "bridge" and ledger is not None:
+        worker = _bridge(ledger, settings, services)
+    elif ledger is not None:
+        worker = IntakeWorker(ledger, settings, kafka, settings.intake_batch)
+    else:
+        worker = ProjectionWorker(
+            settings, services.database_url, kafka, read_models=read_models(kind)
+        )
     consumer = worker.consumer()
     consumer.hold()
     held = -1
@@ -153,6 +160,18 @@ def _worker_child(
         worker.close()
         if ledger is not None:
             ledger.close()
+
+
+def _bridge(ledger: Ledger, settings: Settings, services: Services) -> OpenEdxBridge:
+    from bridges.openedx.avro import Schemas  # noqa: PLC0415 - the [openedx] extra
+    from bridges.openedx.mapping import load_mapping  # noqa: PLC0415
+    from bridges.openedx.worker import OpenEdxBridge  # noqa: PLC0415
+
+    if settings.openedx_mapping is None:
+        raise LedgerError("the bridge benchmark's settings name no mapping")
+    return OpenEdxBridge(
+        ledger, settings, services, load_mapping(settings.openedx_mapping), Schemas()
+    )
 
 
 def _wait_for_group(

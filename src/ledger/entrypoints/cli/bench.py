@@ -120,3 +120,35 @@ def bench_cli(
     settings = quiet_settings()
     timings, learner = run_cli_bench(services(settings), samples, out())
     print_cli(out(), timings, learner)
+
+
+@bench_app.command("bridge")
+def bench_bridge(
+    learners: Annotated[
+        int, typer.Option(min=10, help="Open edX learners (about ten messages each).")
+    ] = 2_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
+    processes: BenchProcesses = None,
+) -> None:
+    """Open edX messages/s through the bridge beside kafka-python consuming them and the
+    intake handling what the bridge sent, same run (needs the [openedx] extra)."""
+    from ledger.entrypoints.bench.bridge import run_bridge_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.common import print_figures  # noqa: PLC0415
+
+    settings = quiet_settings()
+    count = _processes(settings, processes)
+    figures = run_bridge_bench(settings, services(settings), learners, repeat, count, out())
+    print_figures(
+        out(),
+        figures,
+        f"ledger bench bridge: {figures[0].count:,} Open edX messages, {learners:,} learners, "
+        f"{count} process(es), median of {repeat}",
+        baselines=1,
+    )
+    bridge, intake = figures[1], figures[2]
+    ratio = bridge.per_second / intake.per_second
+    verdict = "met" if ratio >= 0.5 else "NOT met"
+    out().print(
+        f"bridge at least half the intake's rate: {verdict} ({bridge.per_second:,.0f} Open edX "
+        f"messages/s, {ratio:.0%} of the intake's {intake.per_second:,.0f} commands/s)"
+    )

@@ -56,7 +56,7 @@ def test_help_lists_every_group_whole_and_tags_no_option() -> None:
         assert re.search(rf"^  {group}\s+\S", done.stdout, re.M), (group, done.stdout)
     commands = done.stdout.split("Commands:")[1]
     assert "..." not in commands  # summaries wrap, they are not cut
-    assert "(or the HTTP API) until SIGINT/SIGTERM" in " ".join(commands.split())
+    assert "the xAPI follower) until SIGINT/SIGTERM" in " ".join(commands.split())
     assert "<bool>" not in done.stdout and "<str>" not in done.stdout
     audit = ledger("audit", "history", "--help").stdout
     assert "<bool>" not in audit and "<str>" not in audit and "<int>" not in audit

@@ -147,6 +147,18 @@ def stack_status() -> None:
         raise typer.Exit(3)
 
 
+def _bridge_kind(ctx: typer.Context, kind: str | None) -> str | None:
+    """Checked as the command line is read: a bridge's name follows `bridge`, and only it."""
+    worker = ctx.params.get("worker")
+    if worker is WorkerName.BRIDGE and kind not in (None, "openedx"):
+        raise typer.BadParameter(f"no bridge {kind!r}: the bridges are: openedx")
+    if worker is not WorkerName.BRIDGE and kind is not None:
+        raise typer.BadParameter(
+            f"got an unexpected extra argument {kind!r} (a bridge's name follows `bridge`)"
+        )
+    return kind
+
+
 @app.command("run")
 def run(
     worker: Annotated[
@@ -159,7 +171,9 @@ def run(
     ] = WorkerName.ALL,
     kind: Annotated[
         str | None,
-        typer.Argument(help="Which bridge (with `bridge`): openedx.", metavar="BRIDGE"),
+        typer.Argument(
+            help="Which bridge (with `bridge`): openedx.", metavar="BRIDGE", callback=_bridge_kind
+        ),
     ] = None,
     processes: Annotated[
         int | None,
@@ -176,10 +190,6 @@ def run(
     follower) until SIGINT/SIGTERM."""
     from ledger.entrypoints.runner import run as run_workers  # noqa: PLC0415
 
-    if worker is WorkerName.BRIDGE and kind not in (None, "openedx"):
-        raise typer.BadParameter(f"no bridge {kind!r}: the bridges are: openedx")
-    if worker is not WorkerName.BRIDGE and kind is not None:
-        raise typer.BadParameter(f"{kind!r} names a bridge: give it after `bridge`")
     raise typer.Exit(run_workers(settings(), worker, processes))
 
 

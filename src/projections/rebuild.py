@@ -95,17 +95,35 @@ def rebuild(
 
 
 def table_dump(
-    conn: psycopg.Connection[Any], schema: str, model: ReadModel, learner_id: str | None = None
+    conn: psycopg.Connection[Any],
+    schema: str,
+    model: ReadModel,
+    learner_id: str | None = None,
+    *,
+    without_store_order: bool = False,
 ) -> dict[str, list[str]]:
     """Every row of every table of the model in `schema`, in key order, as text: for comparing
     two generations byte for byte. With `learner_id`, only that learner's rows of the tables
-    kept per learner (tables of other scopes, and counters, whole)."""
+    kept per learner (tables of other scopes, and counters, whole). `without_store_order`
+    leaves out the columns that follow the event store's order (`Table.store_order`): for
+    comparing two ledgers told the same story."""
     dump: dict[str, list[str]] = {}
     with conn.cursor() as cur:
         for table in model.tables:
             narrow = learner_id is not None and table.scope == "learner_id"
+            kept = [
+                c
+                for c in table.column_names
+                if not (without_store_order and c in table.store_order)
+            ]
+            row = (
+                SQL("ROW({})").format(SQL(", ").join(SQL("t.") + Identifier(c) for c in kept))
+                if len(kept) < len(table.column_names)
+                else SQL("t")
+            )
             cur.execute(
-                SQL("SELECT t::text FROM {s}.{t} t {where} ORDER BY {key}").format(
+                SQL("SELECT {row}::text FROM {s}.{t} t {where} ORDER BY {key}").format(
+                    row=row,
                     s=Identifier(schema),
                     t=Identifier(table.name),
                     where=SQL("WHERE learner_id = %s" if narrow else ""),

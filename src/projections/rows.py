@@ -52,6 +52,10 @@ class Table:
     key: tuple[str, ...]
     scope: str
     indexes: tuple[str, ...] = ()
+    #: Columns whose values come from where events happen to stand in the event store (a
+    #: notification id), not from the history itself: the same in a rebuild, different in
+    #: another ledger told the same story (`ledger chaos` compares such ledgers without them).
+    store_order: tuple[str, ...] = ()
 
     @cached_property
     def column_names(self) -> list[str]:

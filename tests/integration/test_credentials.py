@@ -99,8 +99,8 @@ def completes(p: Publisher, learner: str, start: float = 1) -> list[OutRecord]:
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The pipeline and the API with an issuer key of their own; ada and kim complete Data
-    Science, kim also got financial aid for ds-2."""
+    """The pipeline and the API with an issuer key of their own; olga and pia complete Data
+    Science, pia also got financial aid for ds-2."""
     logs = tmp_path_factory.mktemp("credentials")
     # A verifier asks for many credentials and lists here; the public rate limit is tested
     # elsewhere (test_staff_access).
@@ -118,9 +118,9 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
             p.send(p.record("ledger.specialization.published.v1", DS, PUBLISHED, at(0)))
             wait_for(lambda: specialization_stored(settings, DS), 60, f"the catalog ({pipeline})")
             aid = p.record(
-                "ledger.aid.granted.v1", "kim", {"learner_id": "kim", "course_id": "ds-2"}, at(4)
+                "ledger.aid.granted.v1", "pia", {"learner_id": "pia", "course_id": "ds-2"}, at(4)
             )
-            p.send(*completes(p, "ada"), *completes(p, "kim"), aid)
+            p.send(*completes(p, "olga"), *completes(p, "pia"), aid)
         finally:
             p.close()
         wait_for(lambda: caught_up(settings), 120, f"the pipeline to catch up ({pipeline})")
@@ -142,7 +142,7 @@ def fetch(base: str, path: str) -> httpx.Response:
 def test_the_acceptance_learners_credential_verifies_with_the_published_keys(
     stack: Stack,
 ) -> None:
-    code = certificate_codes(stack, "ada")[DS]
+    code = certificate_codes(stack, "olga")[DS]
     token = fetch(stack.base, f"/v1/certificates/{code}/credential")
     assert token.headers["content-type"].startswith("application/vc+jwt")
     jwks = fetch(stack.base, "/.well-known/jwks.json").json()
@@ -158,7 +158,7 @@ def test_the_acceptance_learners_credential_verifies_with_the_published_keys(
     narrative = achievement["criteria"]["narrative"]
     assert all(course in narrative for course in [*DS_COURSES, CAPSTONE])
     assert achievement["creator"]["name"] == "Johns Hopkins University"
-    assert credential["credentialSubject"]["identifier"][0]["identityHash"] == "ada"
+    assert credential["credentialSubject"]["identifier"][0]["identityHash"] == "olga"
     assert len(credential["evidence"]) == 11  # ten course certificates and the verification
     assert credential["validFrom"].startswith(at(1).date().isoformat()[:7])
     status = credential["credentialStatus"]
@@ -184,14 +184,14 @@ def test_a_chargeback_flips_the_bits_of_what_it_undid_and_only_those(stack: Stac
     key = fetch(stack.base, "/.well-known/jwks.json").json()["keys"][0]
     credentials = {}
     codes = {}
-    for learner in ("ada", "kim"):
+    for learner in ("olga", "pia"):
         for subject, code in certificate_codes(stack, learner).items():
             token = fetch(stack.base, f"/v1/certificates/{code}/credential").text
             credentials[(learner, subject)] = (token, independently_verified(token, key))
             codes[(learner, subject)] = code
     assert not any(status_bits(stack, c, key) for _, c in credentials.values())
-    saved = stack.logs / "ada-ds.jwt"
-    saved.write_text(credentials[("ada", DS)][0])
+    saved = stack.logs / "olga-ds.jwt"
+    saved.write_text(credentials[("olga", DS)][0])
     old_list = stack.logs / "old-list.jwt"
     old_list.write_text(fetch(stack.base, "/v1/status-lists/0").text)
 
@@ -205,7 +205,7 @@ def test_a_chargeback_flips_the_bits_of_what_it_undid_and_only_those(stack: Stac
                     {"learner_id": learner, "payment_id": f"{learner}-ds-2"},
                     at(40),
                 )
-                for learner in ("ada", "kim")
+                for learner in ("olga", "pia")
             )
         )
     finally:
@@ -213,14 +213,14 @@ def test_a_chargeback_flips_the_bits_of_what_it_undid_and_only_those(stack: Stac
     wait_for(lambda: caught_up(stack.settings), 120, "the chargebacks")
 
     flipped = {k for k, (_, c) in credentials.items() if status_bits(stack, c, key)}
-    # ada's ds-2 certificate rested on the charged-back payment, and her specialization
-    # certificate on it: both revoked. kim's ds-2 certificate rested on her charged-back
+    # olga's ds-2 certificate rested on the charged-back payment, and her specialization
+    # certificate on it: both revoked. pia's ds-2 certificate rested on her charged-back
     # payment too, but financial aid still pays the course: that certificate is revoked and a
     # new one issued at once, so her specialization certificate is still satisfied and is
     # not revoked (K5 re-evaluates; no blind cascade).
-    assert flipped == {("ada", "ds-2"), ("ada", DS), ("kim", "ds-2")}
-    reissued = certificate_codes(stack, "kim")["ds-2"]
-    assert reissued != codes[("kim", "ds-2")]
+    assert flipped == {("olga", "ds-2"), ("olga", DS), ("pia", "ds-2")}
+    reissued = certificate_codes(stack, "pia")["ds-2"]
+    assert reissued != codes[("pia", "ds-2")]
     fresh = independently_verified(
         fetch(stack.base, f"/v1/certificates/{reissued}/credential").text, key
     )
@@ -248,13 +248,13 @@ def test_a_chargeback_flips_the_bits_of_what_it_undid_and_only_those(stack: Stac
 def tampered(token: str) -> str:
     head, body, signature = token.split(".")
     payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    changed = payload.replace(b'"identityHash":"kim"', b'"identityHash":"kin"')
+    changed = payload.replace(b'"identityHash":"pia"', b'"identityHash":"pib"')
     assert changed != payload
     return ".".join([head, base64.urlsafe_b64encode(changed).rstrip(b"=").decode(), signature])
 
 
 def test_tampering_and_rotation_as_a_holder_meets_them(stack: Stack) -> None:
-    code = certificate_codes(stack, "kim")[DS]
+    code = certificate_codes(stack, "pia")[DS]
     token = fetch(stack.base, f"/v1/certificates/{code}/credential").text
     forged = stack.logs / "forged.jwt"
     forged.write_text(tampered(token))
@@ -294,7 +294,7 @@ def test_tampering_and_rotation_as_a_holder_meets_them(stack: Stack) -> None:
 
 
 def test_the_public_certificate_page_offers_the_credential(stack: Stack) -> None:
-    code = certificate_codes(stack, "ada")[DS]
+    code = certificate_codes(stack, "olga")[DS]
     page = fetch(stack.base, f"/certificates/{code}").text
     assert f'href="/v1/certificates/{code}/credential"' in page
     assert 'href="/.well-known/did.json"' in page

@@ -77,6 +77,7 @@ CREDENTIALS = Table(
     key=("certificate_id",),
     scope="learner_id",
     indexes=("verification_code", "position"),
+    store_order=("position",),
 )
 
 

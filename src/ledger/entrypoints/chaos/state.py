@@ -103,7 +103,7 @@ def capture(settings: Settings, services: Services, ledger: Ledger) -> EndState:
         for model in READ_MODELS:
             with conn.cursor() as cur:
                 schema = generations.live_schema(cur, model.name)
-            for table, rows in table_dump(conn, schema, model).items():
+            for table, rows in table_dump(conn, schema, model, without_store_order=True).items():
                 state.tables[f"{model.name}.{table}"] = sorted(
                     _substitute(pattern, translation, r) for r in rows
                 )

@@ -172,3 +172,46 @@ def test_a_bad_mapping_is_refused_with_every_problem_named(tmp_path: Path) -> No
     path.write_text("not = [toml")
     with pytest.raises(MappingError, match="is not TOML"):
         load_mapping(path)
+
+
+def test_with_a_schema_registry_the_writers_schema_comes_from_it() -> None:
+    """A registry answering `GET /schemas/ids/{id}` as Confluent's does: the value is read with
+    the writer's schema it returns, resolved against the installed one; an id it does not know
+    is a rejection saying so."""
+    import http.server
+    import threading
+
+    from openedx_events.event_bus.avro.serializer import AvroSignalSerializer
+
+    schema = AvroSignalSerializer(oe.signals.COURSE_ENROLLMENT_CREATED).schema
+    asked: list[str] = []
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            found = self.path == f"/schemas/ids/{oe.SCHEMA_ID}"
+            body = json.dumps({"schema": json.dumps(schema)} if found else {"error_code": 40403})
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        schemas = Schemas(f"http://127.0.0.1:{server.server_port}")
+        value, headers, _ = oe.enrolled(42, RUN_1, "verified", T, "registry")
+        event_type = dict(headers)["ce_type"].decode()
+        data = decode(value, event_type, schemas)
+        assert data["enrollment"]["user"]["id"] == 42
+        decode(value, event_type, schemas)  # the schema is asked for once
+        assert asked == [f"/schemas/ids/{oe.SCHEMA_ID}"]
+        unknown = b"\x00" + (99).to_bytes(4, "big") + value[5:]
+        with pytest.raises(Untranslatable) as caught:
+            decode(unknown, event_type, schemas)
+        assert caught.value.reason == "unknown_schema"
+    finally:
+        server.shutdown()

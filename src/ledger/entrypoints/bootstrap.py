@@ -65,6 +65,15 @@ def services(settings: Settings) -> Services:
     return found
 
 
+def broker_only(settings: Settings) -> str:
+    """Where Kafka is, for a command that needs nothing else (`ledger publish`).
+
+    Publishing a file of events must not require PostgreSQL to be up: a producer service may
+    run on a machine that never sees the ledger's database.
+    """
+    return stack_services.kafka_bootstrap(settings)
+
+
 def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connection[Any]:
     """A PostgreSQL connection in autocommit mode, for the read side and the tools."""
     return psycopg.connect(services.database_url, autocommit=True, connect_timeout=connect_timeout)

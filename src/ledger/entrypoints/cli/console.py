@@ -191,6 +191,13 @@ def services(found: Settings) -> Services:
     return bootstrap.services(found)
 
 
+def broker_only(found: Settings) -> str:
+    """Where Kafka is, for a command that needs no database (`ledger publish`)."""
+    from ledger.entrypoints import bootstrap  # noqa: PLC0415
+
+    return bootstrap.broker_only(found)
+
+
 def record_read(conn: Connection[Any], learner_id: str, what: str) -> None:
     """Put on record that whoever runs this command read `learner_id`'s data through `what`
     (`ledger learner show`...): the CLI's reads are on record beside the API's and the

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.entrypoints.cli.console import err, out, services, settings
+from ledger.entrypoints.cli.console import broker_only, err, out, settings
 
 if TYPE_CHECKING:
     from ledger.broker import OutRecord, Producer
@@ -134,7 +134,7 @@ def publish_command(
     if not checked.records:
         err().print("no event in the input; " + USAGE, markup=False)
         raise typer.Exit(2)
-    producer = Producer(services(found).kafka_bootstrap, client_id="ledger-publish")
+    producer = Producer(broker_only(found), client_id="ledger-publish")
     try:
         sent = publish(producer, checked.records)
     finally:

@@ -5,6 +5,7 @@ and a start that loads only what the command needs (`ledger bench cli` times it)
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -136,3 +137,25 @@ def test_a_support_question_loads_neither_broker_nor_application() -> None:
     )
     assert "psycopg" in loaded  # it did get as far as the database
     assert not loaded & {"kafka", "eventsourcing", "fastapi", "structlog"}, loaded
+
+
+def test_the_demos_next_steps_read_whole_on_an_80_column_terminal() -> None:
+    from rich.console import Console
+
+    from ledger.entrypoints.demo.run import print_next_steps
+    from ledger.settings import Settings
+
+    settings = Settings()
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_next_steps(console, settings, ("learner-0108", "cet-effective-teaching"))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert all(len(line) <= 80 for line in lines)
+    for command in (
+        "ledger learner why learner-0108 cet-effective-teaching",
+        "ledger tokens create --name me --role support --role auditor",
+        "ledger run api",
+    ):
+        assert command in lines  # a command is never cut or wrapped
+    console_url = f"http://{settings.api_host}:{settings.api_port}/console"
+    assert any(console_url in line for line in lines)
+    assert any("still running" in line for line in lines)

@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 from psycopg.sql import SQL, Identifier
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from ledger.broker import Producer
 from ledger.entrypoints import bootstrap
@@ -111,9 +112,7 @@ def _events_stored(services: Services) -> int:
 def print_next_steps(console: Console, settings: Settings, example: tuple[str, str] | None) -> None:
     """What to try next, and what is still running: the demo leaves the stack up."""
     learner, spec = example or ("learner-0042", "jhu-data-science")
-    steps = Table.grid(padding=(0, 2))
-    steps.add_column(no_wrap=True)
-    steps.add_column()
+    console.print("\n[bold]Try next[/bold]")
     for command, what in (
         (f"ledger learner show {learner}", "where this learner is"),
         (f"ledger learner why {learner} {spec}", "what is missing for the certificate"),
@@ -130,9 +129,10 @@ def print_next_steps(console: Console, settings: Settings, example: tuple[str, s
             "/console (sign in with the token), /docs",
         ),
     ):
-        steps.add_row(command, what)
-    console.print("\n[bold]Try next[/bold]")
-    console.print(steps)
+        # A command on a line of its own, what it does indented below: a grid of two columns
+        # squeezed the descriptions into a few characters on an 80-column terminal.
+        console.print(command, style="bold", markup=False, highlight=False, soft_wrap=True)
+        console.print(Padding(Text(what), (0, 0, 0, 4)))
     console.print(
         "\nPostgreSQL and Kafka are still running (`ledger stack status`); "
         "`ledger stack down` stops them, and the data stays in "

@@ -107,6 +107,24 @@ def test_publish_takes_a_shipped_pretty_printed_example() -> None:
     assert len(check_input(array, "intake").records) == len(examples)
 
 
+def test_publish_with_no_broker_says_so_at_once_and_needs_no_database(tmp_path: Path) -> None:
+    example = ROOT / "schemas" / "inbound" / "ledger.aid.granted.v1.example.json"
+    done = ledger(
+        "publish",
+        str(example),
+        env={
+            "LEDGER_KAFKA_BOOTSTRAP": "127.0.0.1:1",  # nothing listens on port 1
+            "LEDGER_STATE_DIR": str(tmp_path),  # no embedded PostgreSQL here either
+            "LEDGER_DATABASE_URL": "",
+        },
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "ledger: Kafka at 127.0.0.1:1 does not answer: nothing published; check that the broker "
+        "runs (`ledger stack status`) or set LEDGER_KAFKA_BOOTSTRAP"
+    ]
+
+
 def test_publish_on_a_terminal_with_nothing_piped_says_how_to_use_it() -> None:
     parent, child = pty.openpty()
     try:

@@ -112,7 +112,7 @@ def publish_command(
     if source == "-" and sys.stdin.isatty():
         err().print(USAGE, markup=False)
         raise typer.Exit(2)
-    from ledger.broker import Producer  # noqa: PLC0415
+    from ledger.broker import BrokerUnavailableError, Producer, reachable  # noqa: PLC0415
     from ledger.errors import LedgerError  # noqa: PLC0415
 
     found = settings()
@@ -134,7 +134,13 @@ def publish_command(
     if not checked.records:
         err().print("no event in the input; " + USAGE, markup=False)
         raise typer.Exit(2)
-    producer = Producer(broker_only(found), client_id="ledger-publish")
+    bootstrap = broker_only(found)
+    if not reachable(bootstrap, timeout_s=3.0):  # at once, not after the producer's retries
+        raise BrokerUnavailableError(
+            f"Kafka at {bootstrap} does not answer: nothing published; check that the broker "
+            "runs (`ledger stack status`) or set LEDGER_KAFKA_BOOTSTRAP"
+        )
+    producer = Producer(bootstrap, client_id="ledger-publish")
     try:
         sent = publish(producer, checked.records)
     finally:

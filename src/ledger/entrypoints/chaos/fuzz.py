@@ -49,6 +49,7 @@ from ledger.entrypoints.chaos.matrix import (
     API_PORT,
     API_URL,
     SETTLE_TIMEOUT_S,
+    Stages,
     api_up,
     wait_settled,
 )
@@ -618,9 +619,12 @@ def run_fuzz(
             console.print(
                 f"fuzz: sending {len(messages)} messages, then {len(sentinels)} sentinels"
             )
-            _send(own, messages, sentinels, result)
-            if not wait_settled(own, time.monotonic() + SETTLE_TIMEOUT_S + total / 500):
+            _send(own, messages, sentinels, result, console)
+            console.print("fuzz: all sent; waiting for the pipeline to catch up")
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S + total / 500
+            if not wait_settled(own, deadline, lambda s: _say_stages(console, s)):
                 result.notes.append("the pipeline did not catch up in time")
+            console.print("fuzz: caught up; accounting for every record")
             _check(own, result)
         finally:
             workers.stop()
@@ -634,10 +638,24 @@ def run_fuzz(
     return result
 
 
+def _say_stages(console: Console, stages: Stages) -> None:
+    """One progress line while the pipeline drains: what each stage has handled so far."""
+    console.print(
+        f"fuzz: intake {stages.intake_done:,} of {stages.intake_end:,} records,"
+        f" {stages.stored:,} events stored, {stages.rejections:,} rejected,"
+        f" projections {stages.projections_behind:,} behind"
+    )
+
+
 def _send(
-    own: Scratch, messages: list[Message], sentinels: list[Message], result: FuzzResult
+    own: Scratch,
+    messages: list[Message],
+    sentinels: list[Message],
+    result: FuzzResult,
+    console: Console,
 ) -> None:
-    """The catalog (waited for), the messages through Kafka and the API, then the sentinels."""
+    """The catalog (waited for), the messages through Kafka and the API, then the sentinels;
+    a progress line every 10,000 records and every 500 API calls."""
     settings = own.settings
     producer = Producer(own.services.kafka_bootstrap, "fuzz", delivery_timeout_ms=120_000)
     try:
@@ -660,14 +678,22 @@ def _send(
             producer.send_all([_record(settings, m) for m in chunk], timeout_s=120)
             for m in chunk:
                 result.count(m.kind, "sent")
+            done = start + len(chunk)
+            if done % 10_000 == 0 or done == len(through_kafka):  # chunks of 2,000
+                console.print(f"fuzz: {done:,} of {len(through_kafka):,} sent through Kafka")
         result.sent_kafka += len(through_kafka)
         headers = staff_headers(own.services, "fuzz-publisher")
         with httpx.Client(base_url=API_URL, headers=headers, timeout=30) as client:
+            through_api = sum(1 for m in messages if m.via_api)
             for m in messages:
                 if m.via_api:
                     result.count(m.kind, "sent")
                     _post(client, m, result)
                     result.sent_api += 1
+                    if result.sent_api % 500 == 0 or result.sent_api == through_api:
+                        console.print(
+                            f"fuzz: {result.sent_api:,} of {through_api:,} posted to the API"
+                        )
         producer.send_all([_record(settings, m) for m in sentinels])
         result.sent_kafka += len(sentinels)
         for m in sentinels:

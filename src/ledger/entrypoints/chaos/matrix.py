@@ -153,11 +153,22 @@ def measure_recovery(own: Scratch, lifted: float, deadline: float) -> float | No
     return None
 
 
-def wait_settled(own: Scratch, deadline: float) -> bool:
+def wait_settled(
+    own: Scratch,
+    deadline: float,
+    progress: Callable[[Stages], None] | None = None,
+    every_s: float = 10.0,
+) -> bool:
+    """Wait until every stage has caught up; `progress` hears where they stand every
+    `every_s` seconds (a fuzz run of 100,000 messages takes many minutes to drain)."""
+    next_report = time.monotonic() + every_s
     while time.monotonic() < deadline:
         stages = read_stages(own)
         if stages is not None and stages.caught_up:
             return True
+        if progress is not None and stages is not None and time.monotonic() >= next_report:
+            progress(stages)
+            next_report = time.monotonic() + every_s
         time.sleep(0.2)
     return False
 

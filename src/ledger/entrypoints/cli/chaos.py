@@ -188,16 +188,13 @@ def fuzz(
         from rich.table import Table  # noqa: PLC0415
 
         table = Table(title="kinds sent, and what became of them")
-        for column in ("kind", "sent", "accepted", "duplicate", "rejected", "missing"):
+        columns = ("sent", "api 4xx", "accepted", "duplicate", "rejected", "missing")
+        for column in ("kind", *columns):
             table.add_column(column, justify="left" if column == "kind" else "right")
         for kind, counts in sorted(result.by_kind.items()):
-            table.add_row(
-                kind,
-                *(
-                    str(counts.get(c, 0))
-                    for c in ("sent", "accepted", "duplicate", "rejected", "missing")
-                ),
-            )
+            refused = sum(n for what, n in counts.items() if what.startswith("http 4"))
+            figures = {**counts, "api 4xx": refused}
+            table.add_row(kind, *(str(figures.get(c, 0)) for c in columns))
         out().print(table)
         for note in result.notes:
             out().print(f"  {note}", markup=False)

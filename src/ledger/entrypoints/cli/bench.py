@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.entrypoints.cli.console import command_group, out, quiet_settings, services
+from ledger.entrypoints.cli.console import command_group, err, out, quiet_settings, services
 
 if TYPE_CHECKING:
     from ledger.settings import Settings
@@ -83,6 +83,47 @@ def bench_projections(
         interleaved=interleaved,
     )
     print_projections(out(), figures, learners, repeat)
+
+
+@bench_app.command("latency")
+def bench_latency(
+    seconds: Annotated[float, typer.Option(min=5, help="Seconds of steady load.")] = 30.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=1, help="Messages/s of the steady load (default: half the maximum)."),
+    ] = None,
+    burst: Annotated[
+        int,
+        typer.Option(min=1000, help="Messages of the full-load burst that measures the maximum."),
+    ] = 20_000,
+    learners: Annotated[int, typer.Option(min=10, help="Learners of the burst.")] = 4_000,
+    every: Annotated[int, typer.Option(min=1, help="Sample every Nth message.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The figures as one JSON document.")
+    ] = False,
+) -> None:
+    """Publish-to-read-model latency, hop by hop, at a steady load (half the intake's maximum,
+    measured first), beside a raw Kafka round trip and a raw PostgreSQL commit, same run."""
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from ledger.entrypoints.bench.latency import print_latency, run_latency_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    figures = run_latency_bench(
+        settings,
+        services(settings),
+        seconds=seconds,
+        rate=rate,
+        burst=burst,
+        learners=learners,
+        every=every,
+        console=err() if as_json else out(),
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(figures.as_dict(), indent=2) + "\n")
+    else:
+        print_latency(out(), figures)
 
 
 @bench_app.command("queries")

@@ -1,0 +1,545 @@
+"""`ledger bench latency`: how long after a service publishes a message support staff see it.
+
+Throughput says how much the pipeline can take; latency is what its users feel: a payment
+captured, then a learner on the phone asking why the console does not show it yet. This
+benchmark runs the real workers (`ledger run intake`, `relay`, `projections`, each a process
+of its own, as a deployment runs them) on a database and topics of its own, and:
+
+1. **Full load.** Publishes a burst of messages as fast as the producer goes and times the
+   intake through it: its maximum rate with the rest of the pipeline working beside it. Tuning
+   for latency must not lower this figure.
+2. **Raw baselines,** on the same machine in the same run: a Kafka round trip (produce with
+   `acks=all`, consumed by a consumer already waiting, no work) and a PostgreSQL commit of one
+   small row. No hop of the ledger can be faster than these.
+3. **Steady load.** Interleaved learners and every message type at a fixed rate (by default
+   half the maximum just measured) for a fixed time. For a sample of the messages it records,
+   from the moment before `send`:
+   (a) *stored*: the intake's committed position in PostgreSQL has passed the message (the
+   events and the position commit in one transaction);
+   (b) *on ledger.events*: the learner's newest event as of (a) reached a consumer of
+   `ledger.events` (an observer this benchmark runs, polling all the time);
+   (c) *in the read models*: every read model's committed position on that partition has
+   passed that record.
+   Positions are read every `POLL_MS` milliseconds, so (a) and (c) are late by half that on
+   average; (b) is an upper bound when a later message of the same learner was stored in the
+   same batch (rare: a learner's messages are seconds apart in this load).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from psycopg.sql import SQL, Composed, Identifier
+from rich.console import Console
+from rich.table import Table
+
+from ledger.broker import OutRecord, Producer, ensure_topics
+from ledger.domain import learner_aggregate_id
+from ledger.entrypoints import bootstrap
+from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
+from ledger.entrypoints.bench.intake import bench_messages
+from ledger.entrypoints.chaos.load import wait_for_catalog
+from ledger.entrypoints.chaos.matrix import read_stages, wait_settled
+from ledger.entrypoints.chaos.processes import Workers
+from ledger.errors import LedgerError
+from ledger.settings import Services, Settings
+from projections import generations
+from projections.catalog import READ_MODELS
+
+#: How often the sampler reads the committed positions (milliseconds).
+POLL_MS = 5
+#: The end-to-end targets (publish to read model), milliseconds.
+TARGET_P50_MS = 100.0
+TARGET_P99_MS = 500.0
+#: The workers of a run: one process each, as `ledger run ROLE` runs them.
+ROLES = [("intake", "intake"), ("relay", "relay"), ("projections", "projections")]
+BASELINE_SAMPLES = 300
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One hop's latency over its samples, in milliseconds."""
+
+    name: str
+    samples: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def spread(name: str, seconds: list[float]) -> Spread:
+    """Percentiles of `seconds`, in milliseconds (nearest rank on the sorted samples)."""
+    if len(seconds) < 2:
+        raise LedgerError(f"{name}: too few samples ({len(seconds)}) to give percentiles")
+    ms = sorted(s * 1000 for s in seconds)
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    return Spread(name, len(ms), cuts[49], cuts[89], cuts[98], ms[-1])
+
+
+@dataclass
+class Sample:
+    """One sampled message on its way through the pipeline (monotonic seconds)."""
+
+    learner: UUID
+    sent: float
+    partition: int = -1
+    offset: int = -1
+    stored: float | None = None
+    #: The learner's newest notification id when the message was seen stored.
+    position: int | None = None
+    published: float | None = None
+    events_partition: int = -1
+    events_offset: int = -1
+    visible: float | None = None
+
+
+@dataclass
+class LatencyFigures:
+    """What a run measured."""
+
+    max_rate: float
+    burst: int
+    rate: float
+    seconds: float
+    sent: int
+    hops: list[Spread] = field(default_factory=list)
+    baselines: list[Spread] = field(default_factory=list)
+    unfinished: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "intake_max_per_second": round(self.max_rate, 1),
+            "burst": self.burst,
+            "rate_per_second": round(self.rate, 1),
+            "seconds": self.seconds,
+            "sent": self.sent,
+            "unfinished": self.unfinished,
+            "hops": [vars(h) for h in self.hops],
+            "baselines": [vars(b) for b in self.baselines],
+        }
+
+
+def interleaved(records: list[OutRecord], seed: int) -> list[OutRecord]:
+    """The records of many learners mixed as traffic mixes them: each learner's own messages
+    keep their order, and the learners take turns in a seeded random order."""
+    queues: dict[bytes, list[OutRecord]] = defaultdict(list)
+    for record in records:
+        queues[record.key or b""].append(record)
+    rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+    turns = [key for key, queue in queues.items() for _ in queue]
+    rng.shuffle(turns)
+    taken: dict[bytes, int] = defaultdict(int)
+    out = []
+    for key in turns:
+        out.append(queues[key][taken[key]])
+        taken[key] += 1
+    return out
+
+
+def _learner_messages(topic: str, messages: int, learners: int, seed: int) -> list[OutRecord]:
+    """`messages` for `learners` new learners, interleaved, without the catalog message."""
+    records = bench_messages(topic, messages + 1, learners, seed)
+    return interleaved([r for r in records if r.key != b"ds"], seed)
+
+
+def _producer(bootstrap_servers: str) -> KafkaProducer:
+    """A platform service's producer: idempotent, `acks=all`, a short linger."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        client_id="ledger-bench-latency",
+    )
+
+
+def kafka_round_trip(bootstrap_servers: str, topic: str, samples: int) -> Spread:
+    """Produce one small record (`acks=all`) and time until a waiting consumer has it."""
+    ensure_topics(bootstrap_servers, {topic: 1}, {})
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    producer = _producer(bootstrap_servers)
+    partition = TopicPartition(topic, 0)
+    seconds: list[float] = []
+    try:
+        consumer.assign([partition])
+        consumer.seek_to_end(partition)
+        consumer.position(partition)
+        for n in range(samples + 10):
+            started = time.monotonic()
+            producer.send(topic, value=str(n).encode())
+            producer.flush()
+            got = False
+            while not got and time.monotonic() - started < 10:
+                got = any(consumer.poll(timeout_ms=100, max_records=10).values())
+            if n >= 10:  # the first few warm the connections
+                seconds.append(time.monotonic() - started)
+            time.sleep(0.005)
+    finally:
+        producer.close()
+        consumer.close()
+    return spread("raw Kafka round trip (produce acks=all, consume)", seconds)
+
+
+def postgres_commit(services: Services, samples: int) -> Spread:
+    """Insert one small row and commit, one transaction each."""
+    seconds: list[float] = []
+    with bootstrap.connect(services) as conn:
+        conn.autocommit = False
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_latency_probe (n int, at timestamptz)")
+        conn.commit()
+        for n in range(samples + 10):
+            started = time.monotonic()
+            conn.execute("INSERT INTO bench_latency_probe VALUES (%s, now())", (n,))
+            conn.commit()
+            if n >= 10:
+                seconds.append(time.monotonic() - started)
+            time.sleep(0.002)
+    return spread("raw PostgreSQL commit (one row)", seconds)
+
+
+class _Observer(threading.Thread):
+    """A consumer of `ledger.events` from its current end: when each event (by its position in
+    the notification log) reached it, and where it is on the topic."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        super().__init__(name="latency-observer", daemon=True)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+        )
+        partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            self.consumer.position(partition)
+        self.seen: dict[int, tuple[float, int, int]] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            polled = self.consumer.poll(timeout_ms=100)
+            now = time.monotonic()
+            found = {}
+            for records in polled.values():
+                for record in records:
+                    for name, value in record.headers:
+                        if name == "ledger_position" and value is not None:
+                            found[int(value)] = (now, record.partition, record.offset)
+            if found:
+                with self.lock:
+                    self.seen.update(found)
+        self.consumer.close()
+
+    def arrival(self, position: int) -> tuple[float, int, int] | None:
+        with self.lock:
+            return self.seen.get(position)
+
+
+class _Sampler(threading.Thread):
+    """Reads the committed positions every `POLL_MS` and moves each sample along its hops."""
+
+    def __init__(self, own: Scratch, observer: _Observer) -> None:
+        super().__init__(name="latency-sampler", daemon=True)
+        self.own = own
+        self.observer = observer
+        self.samples: list[Sample] = []
+        self.waiting: list[Sample] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        #: The read models' live position tables, read as one query (set when it starts).
+        self.models = 0
+        self.offsets_sql: Composed = Composed([])
+
+    def add(self, sample: Sample) -> None:
+        with self.lock:
+            self.samples.append(sample)
+            self.waiting.append(sample)
+
+    def run(self) -> None:
+        with bootstrap.connect(self.own.services) as conn:
+            with conn.cursor() as cur:
+                schemas = [generations.live_schema(cur, model.name) for model in READ_MODELS]
+            self.models = len(schemas)
+            self.offsets_sql = SQL(" UNION ALL ").join(
+                SQL("SELECT partition, next_offset FROM {}._offsets WHERE topic = %s").format(
+                    Identifier(schema)
+                )
+                for schema in schemas
+            )
+            while not self.stop.wait(POLL_MS / 1000):
+                with self.lock:
+                    waiting = list(self.waiting)
+                if not waiting:
+                    continue
+                self._stored(conn, waiting)
+                self._published(waiting)
+                done = self._visible(conn, waiting)
+                if done:
+                    with self.lock:
+                        self.waiting = [s for s in self.waiting if s.visible is None]
+
+    def _stored(self, conn: psycopg.Connection[Any], waiting: list[Sample]) -> None:
+        """(a): the intake's committed positions have passed the message."""
+        intake = dict(
+            conn.execute(
+                "SELECT partition, next_offset FROM ledger_intake_positions WHERE topic = %s",
+                (self.own.settings.intake_topic,),
+            ).fetchall()
+        )
+        now = time.monotonic()
+        newly = [
+            s
+            for s in waiting
+            if s.stored is None and s.offset >= 0 and intake.get(s.partition, 0) > s.offset
+        ]
+        if not newly:
+            return
+        newest = dict(
+            conn.execute(
+                "SELECT originator_id, max(notification_id) FROM ledger_events"
+                " WHERE originator_id = ANY(%s) GROUP BY originator_id",
+                ([s.learner for s in newly],),
+            ).fetchall()
+        )
+        for s in newly:
+            s.stored = now
+            s.position = newest.get(s.learner)
+
+    def _published(self, waiting: list[Sample]) -> None:
+        """(b): the learner's newest event as of (a) reached the observer."""
+        for s in waiting:
+            if s.position is not None and s.published is None:
+                arrival = self.observer.arrival(s.position)
+                if arrival is not None:
+                    s.published, s.events_partition, s.events_offset = arrival
+
+    def _visible(self, conn: psycopg.Connection[Any], waiting: list[Sample]) -> int:
+        """(c): every read model's committed position has passed that record; how many now."""
+        if not any(s.published is not None for s in waiting):
+            return 0
+        params = [self.own.settings.events_topic] * self.models
+        ends: dict[int, list[int]] = defaultdict(list)
+        for partition, next_offset in conn.execute(self.offsets_sql, params).fetchall():
+            ends[int(partition)].append(int(next_offset))
+        applied = {p: min(v) for p, v in ends.items() if len(v) == self.models}
+        now = time.monotonic()
+        done = 0
+        for s in waiting:
+            if s.published is not None and applied.get(s.events_partition, 0) > s.events_offset:
+                s.visible = now
+                done += 1
+        return done
+
+
+def _burst(own: Scratch, records: list[OutRecord], console: Console) -> float:
+    """Publish `records` at once; the intake's rate through them, commands/s."""
+    settings = own.settings
+    before = read_stages(own)
+    start_done = before.intake_done if before is not None else 0
+    producer = Producer(own.services.kafka_bootstrap, "ledger-bench-latency")
+    started = time.monotonic()
+    try:
+        producer.send_all(records, timeout_s=300)
+    finally:
+        producer.close()
+    deadline = time.monotonic() + 600
+    done = 0
+    while time.monotonic() < deadline:
+        stages = read_stages(own)
+        if stages is not None:
+            done = stages.intake_done - start_done
+            if done >= len(records):
+                break
+        time.sleep(0.05)
+    else:
+        raise LedgerError(
+            f"the intake handled {done:,} of the {len(records):,} messages of the burst "
+            f"on {settings.intake_topic} in 10 minutes"
+        )
+    rate = len(records) / (time.monotonic() - started)
+    console.print(f"full load: the intake took {len(records):,} messages at {rate:,.0f}/s")
+    return rate
+
+
+def _steady(
+    own: Scratch,
+    records: list[OutRecord],
+    rate: float,
+    seconds: float,
+    every: int,
+    console: Console,
+) -> tuple[list[Sample], int]:
+    """Send `records` at `rate` for `seconds`, sampling every `every`-th; wait for the samples."""
+    kafka = own.services.kafka_bootstrap
+    observer = _Observer(kafka, own.settings.events_topic)
+    observer.start()
+    sampler = _Sampler(own, observer)
+    sampler.start()
+    producer = _producer(kafka)
+    total = min(len(records), int(rate * seconds))
+    started = time.monotonic()
+    next_report = started + 5
+    try:
+        for n, record in enumerate(records[:total]):
+            due = started + n / rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if n % every:
+                producer.send(
+                    record.topic, key=record.key, value=record.value, headers=record.headers
+                )
+                continue
+            learner = (record.key or b"").decode()
+            sample = Sample(learner_aggregate_id(learner), time.monotonic())
+            future = producer.send(
+                record.topic, key=record.key, value=record.value, headers=record.headers
+            )
+            future.add_callback(_placed, sample, sampler)
+            if time.monotonic() >= next_report:
+                console.print(
+                    f"steady load: {n:,} of {total:,} sent, "
+                    f"{len(sampler.waiting):,} samples on their way"
+                )
+                next_report += 5
+        producer.flush()
+        deadline = time.monotonic() + 60
+        while sampler.waiting and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        producer.close()
+        sampler.stop.set()
+        sampler.join(10)
+        observer.stop.set()
+        observer.join(10)
+    return sampler.samples, total
+
+
+def _placed(sample: Sample, sampler: _Sampler, metadata: Any) -> None:
+    """The producer's acknowledgement: where the sampled message landed."""
+    sample.partition, sample.offset = metadata.partition, metadata.offset
+    sampler.add(sample)
+
+
+def run_latency_bench(
+    base: Settings,
+    services: Services,
+    *,
+    seconds: float,
+    rate: float | None,
+    burst: int,
+    learners: int,
+    every: int,
+    console: Console,
+) -> LatencyFigures:
+    """The three parts of the module docstring, on a database and topics of their own."""
+    prefix = f"bench-{secrets.token_hex(3)}."
+    with scratch(base, services, prefix) as own:
+        settings = own.settings
+        bootstrap.prepare_topics(settings, own.services)
+        logs = Path(tempfile.mkdtemp(prefix="latency-", dir=settings.state_path))
+        workers = Workers(worker_env(own, settings.api_port), logs, ROLES).start()
+        try:
+            catalog = bench_messages(settings.intake_topic, 1, 1)[0]
+            producer = Producer(own.services.kafka_bootstrap, "ledger-bench-latency")
+            try:
+                producer.send_all([catalog])
+            finally:
+                producer.close()
+            try:
+                wait_for_catalog(own.services, ["ds"], timeout_s=60)
+            except LedgerError as error:
+                raise LedgerError(f"{error}; the workers' logs are in {logs}") from error
+            console.print(f"workers up ({', '.join(n for n, _ in ROLES)}); catalog stored")
+            burst_records = _learner_messages(settings.intake_topic, burst, learners, seed=1)
+            max_rate = _burst(own, burst_records, console)
+            if not wait_settled(own, time.monotonic() + 600):
+                raise LedgerError("the pipeline did not catch up with the burst in 10 minutes")
+            baselines = [
+                kafka_round_trip(own.services.kafka_bootstrap, f"{prefix}probe", BASELINE_SAMPLES),
+                postgres_commit(own.services, BASELINE_SAMPLES),
+            ]
+            steady_rate = rate or max_rate / 2
+            wanted = int(steady_rate * seconds) + 1
+            steady_records = _learner_messages(
+                settings.intake_topic, wanted, max(learners, wanted // 6), seed=2
+            )
+            console.print(
+                f"steady load: {steady_rate:,.0f} messages/s for {seconds:.0f} s, "
+                f"every {every}th sampled"
+            )
+            samples, sent = _steady(own, steady_records, steady_rate, seconds, every, console)
+            crashes = sum(len(w.crashes) for w in workers.by_name.values())
+        finally:
+            workers.stop()
+    if crashes:
+        raise LedgerError(f"{crashes} worker process(es) crashed during the run; logs in {logs}")
+    shutil.rmtree(logs, ignore_errors=True)
+    done = [s for s in samples if s.visible is not None]
+    figures = LatencyFigures(
+        max_rate,
+        len(burst_records),
+        steady_rate,
+        seconds,
+        sent,
+        unfinished=len(samples) - len(done),
+    )
+    figures.baselines = baselines
+    figures.hops = [
+        spread("publish → stored (event store)", [s.stored - s.sent for s in done if s.stored]),
+        spread(
+            "stored → on ledger.events",
+            [s.published - s.stored for s in done if s.published and s.stored],
+        ),
+        spread(
+            "ledger.events → read models",
+            [s.visible - s.published for s in done if s.visible and s.published],
+        ),
+        spread(
+            "publish → read models (end to end)", [s.visible - s.sent for s in done if s.visible]
+        ),
+    ]
+    return figures
+
+
+def print_latency(console: Console, figures: LatencyFigures) -> None:
+    table = Table(
+        title=(
+            f"ledger bench latency: {figures.rate:,.0f} messages/s for {figures.seconds:.0f} s "
+            f"(intake maximum {figures.max_rate:,.0f}/s), ms"
+        )
+    )
+    for column in ("hop", "samples", "p50", "p90", "p99", "max"):
+        table.add_column(column, justify="left" if column == "hop" else "right")
+    for row in [*figures.baselines, *figures.hops]:
+        table.add_row(
+            row.name,
+            f"{row.samples:,}",
+            f"{row.p50_ms:.1f}",
+            f"{row.p90_ms:.1f}",
+            f"{row.p99_ms:.1f}",
+            f"{row.max_ms:.1f}",
+        )
+    console.print(table)
+    end = figures.hops[-1]
+    met = end.p50_ms <= TARGET_P50_MS and end.p99_ms <= TARGET_P99_MS
+    console.print(
+        f"end to end at {figures.rate:,.0f}/s: p50 {end.p50_ms:.0f} ms (target ≤ "
+        f"{TARGET_P50_MS:.0f}), p99 {end.p99_ms:.0f} ms (≤ {TARGET_P99_MS:.0f}): "
+        f"{'met' if met else 'NOT met'}; positions read every {POLL_MS} ms"
+        + (f"; {figures.unfinished} samples never arrived" if figures.unfinished else "")
+    )

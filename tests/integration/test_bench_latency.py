@@ -1,0 +1,57 @@
+"""`ledger bench latency` on the real stack: a short run gives every hop and both baselines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.settings import Settings
+
+from .helpers import cli_env
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_short_latency_run_measures_every_hop_beside_kafka_and_postgresql(
+    own_settings: Settings,
+) -> None:
+    ledger = Path(sys.executable).with_name("ledger")
+    done = subprocess.run(
+        [
+            *(str(ledger), "bench", "latency", "--seconds", "5", "--burst", "1000"),
+            *("--learners", "200", "--every", "5", "--json"),
+        ],
+        env=cli_env(own_settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    assert figures["intake_max_per_second"] > 0
+    assert figures["rate_per_second"] == pytest.approx(figures["intake_max_per_second"] / 2, 0.01)
+    assert figures["unfinished"] == 0
+    hops = {h["name"]: h for h in figures["hops"]}
+    assert list(hops) == [
+        "publish → stored (event store)",
+        "stored → on ledger.events",
+        "ledger.events → read models",
+        "publish → read models (end to end)",
+    ]
+    sent = figures["sent"]
+    for hop in hops.values():
+        # About one sample in five of what was sent, each through every hop.
+        assert hop["samples"] >= sent // 5 - 1
+        assert 0 < hop["p50_ms"] <= hop["p90_ms"] <= hop["p99_ms"] <= hop["max_ms"]
+    end = hops["publish → read models (end to end)"]
+    assert end["p50_ms"] >= hops["publish → stored (event store)"]["p50_ms"]
+    assert [b["name"] for b in figures["baselines"]] == [
+        "raw Kafka round trip (produce acks=all, consume)",
+        "raw PostgreSQL commit (one row)",
+    ]
+    assert all(b["samples"] == 300 and b["p50_ms"] > 0 for b in figures["baselines"])

@@ -10,17 +10,17 @@ generation, for comparing with the live one (tests, `ledger audit verify`) and t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.sql import SQL, Identifier
 
-from ledger.broker import Consumer
+from ledger.broker import Consumer, Record
 from ledger.logs import get_logger
 from projections import generations
-from projections.applying import apply_batch, read_batch
+from projections.applying import Admissions, ModelState, apply_batch, read_batch
 from projections.generations import Generation
 from projections.model import ReadModel
 
@@ -38,6 +38,11 @@ class RebuildResult:
     replaced: Generation | None
 
 
+#: Called with each polled batch of records, before it is applied (`ledger audit verify` reads
+#: the log for its own check in the same pass).
+RecordsSeen = Callable[[Sequence[Record]], None]
+
+
 def rebuild(
     database_url: str,
     bootstrap: str,
@@ -49,13 +54,50 @@ def rebuild(
     max_batch: int = 5000,
 ) -> RebuildResult:
     """Build a new generation of `model` from the whole topic; make it live if `switch`."""
+    return rebuild_models(
+        database_url,
+        bootstrap,
+        topic,
+        (model,),
+        switch=switch,
+        progress=progress,
+        max_batch=max_batch,
+    )[0]
+
+
+def rebuild_models(
+    database_url: str,
+    bootstrap: str,
+    topic: str,
+    models: Sequence[ReadModel],
+    *,
+    switch: bool,
+    progress: Progress | None = None,
+    max_batch: int = 5000,
+    on_records: RecordsSeen | None = None,
+) -> list[RebuildResult]:
+    """Build a new generation of each of `models` in one pass over the topic.
+
+    Each batch is read from Kafka and decoded once for all of them, what is new in it worked
+    out once (`Admissions`), and the rows each model has written kept between batches
+    (`ModelState`: the rebuild is the generation's only writer), in one transaction per batch.
+    Reading the topic once instead of once per model made `ledger audit verify`, which
+    rebuilds every model, about three times faster.
+    """
     started = time.perf_counter()
+    results: list[RebuildResult] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
-        generation = generations.new_generation(conn, model, "building" if switch else "scratch")
+        made = [
+            generations.new_generation(conn, model, "building" if switch else "scratch")
+            for model in models
+        ]
+        names = "-".join(model.name for model in models)
         consumer = Consumer(
-            bootstrap, None, f"ledger-rebuild-{model.name}", max_batch, encoded_headers=True
+            bootstrap, None, f"ledger-rebuild-{names}"[:200], max_batch, encoded_headers=True
         )
-        applied = records_read = 0
+        states = [ModelState(model) for model in models]
+        applied = [0] * len(models)
+        records_read = 0
         try:
             partitions = consumer.assign_all(topic)
             done: dict[tuple[str, int], int] = dict.fromkeys(partitions, 0)
@@ -68,30 +110,41 @@ def rebuild(
                 records = consumer.poll(timeout_ms=500)
                 if not records:
                     continue
+                if on_records is not None:
+                    on_records(records)
                 batch = read_batch(records)
+                admissions = Admissions(batch)
                 with conn.transaction(), conn.cursor() as cur:
-                    applied += len(apply_batch(cur, model, generation.schema, batch))
+                    for n, (model, generation) in enumerate(zip(models, made, strict=True)):
+                        if states[n].full:
+                            states[n] = ModelState(model)
+                        applied[n] += len(
+                            apply_batch(cur, model, generation.schema, batch, states[n], admissions)
+                        )
                 records_read += len(records)
                 done.update(batch.next_offsets)
                 if progress is not None:
                     progress(sum(done.values()), sum(ends.values()))
         except BaseException:
-            generations.drop(conn, generation)
+            for generation in made:
+                generations.drop(conn, generation)
             raise
         finally:
             consumer.close()
-        replaced = generations.switch(conn, model, generation) if switch else None
-    seconds = time.perf_counter() - started
-    log.info(
-        "projections.rebuilt",
-        projection=model.name,
-        schema=generation.schema,
-        events=applied,
-        records=records_read,
-        seconds=round(seconds, 2),
-        switched=switch,
-    )
-    return RebuildResult(generation, applied, records_read, seconds, replaced)
+        seconds = time.perf_counter() - started
+        for model, generation, events in zip(models, made, applied, strict=True):
+            replaced = generations.switch(conn, model, generation) if switch else None
+            log.info(
+                "projections.rebuilt",
+                projection=model.name,
+                schema=generation.schema,
+                events=events,
+                records=records_read,
+                seconds=round(seconds, 2),
+                switched=switch,
+            )
+            results.append(RebuildResult(generation, events, records_read, seconds, replaced))
+    return results
 
 
 def table_dump(

@@ -16,7 +16,7 @@ command exit non-zero.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -24,7 +24,7 @@ from uuid import UUID
 import psycopg
 
 from ledger.application import Ledger
-from ledger.broker import Consumer
+from ledger.broker import Consumer, Record
 from ledger.domain import Learner, learner_aggregate_id
 from ledger.domain.chain import GENESIS, hash_of_event
 from ledger.outbound import subject_of, to_record
@@ -32,7 +32,7 @@ from ledger.relay import EVENTS_STREAM
 from ledger.settings import Services, Settings
 from projections import generations
 from projections.catalog import READ_MODELS
-from projections.rebuild import rebuild, table_dump
+from projections.rebuild import RebuildResult, rebuild_models, table_dump
 
 Progress = Callable[[str, int, int], None]
 
@@ -73,34 +73,46 @@ class _Published:
     partition: int
     offset: int
     value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...]
+
+
+class _LogReader:
+    """Every record of `ledger.events` by its event id (`ce_id`), in offset order: fed the
+    batches of the read models' rebuild, so the topic is read once for both checks."""
+
+    def __init__(self, only: str | None) -> None:
+        self.only = only
+        self.found: dict[str, list[_Published]] = {}
+
+    def __call__(self, records: Sequence[Record]) -> None:
+        found, only = self.found, self.only
+        for record in records:
+            event_id = record.header("ce_id") or f"?{record.partition}/{record.offset}"
+            if only is not None and not event_id.startswith(only):
+                continue
+            found.setdefault(event_id, []).append(
+                _Published(record.partition, record.offset, record.value)
+            )
 
 
 def _read_log(
-    settings: Settings, services: Services, only: str | None, progress: Progress | None
-) -> dict[str, list[_Published]]:
-    """Every record of `ledger.events` by its event id (`ce_id`), in offset order."""
-    consumer = Consumer(services.kafka_bootstrap, None, "ledger-audit", 5000)
-    found: dict[str, list[_Published]] = {}
+    settings: Settings, services: Services, reader: _LogReader, progress: Progress | None
+) -> None:
+    """The whole topic into `reader`, when no rebuild reads it (`read_models=False`)."""
+    consumer = Consumer(services.kafka_bootstrap, None, "ledger-audit", 5000, encoded_headers=True)
     try:
         partitions = consumer.assign_all(settings.events_topic)
         ends = consumer.end_offsets(partitions)
         total = sum(ends.values())
         done: dict[tuple[str, int], int] = dict.fromkeys(partitions, 0)
         while any(done[p] < ends[p] for p in partitions):
-            for record in consumer.poll(timeout_ms=500):
+            records = consumer.poll(timeout_ms=500)
+            for record in records:
                 done[(record.topic, record.partition)] = record.offset + 1
-                event_id = record.header("ce_id") or f"?{record.partition}/{record.offset}"
-                if only is not None and not event_id.startswith(only):
-                    continue
-                found.setdefault(event_id, []).append(
-                    _Published(record.partition, record.offset, record.value, tuple(record.headers))
-                )
+            reader(records)
             if progress is not None:
                 progress("reading ledger.events", sum(done.values()), total)
     finally:
         consumer.close()
-    return found
 
 
 class _Verifier:
@@ -196,11 +208,42 @@ def verify(
     *,
     read_models: bool = True,
 ) -> Report:
-    """Run the three checks (see the module docstring); `learner_id` narrows them to one."""
+    """Run the three checks (see the module docstring); `learner_id` narrows them to one.
+
+    The topic is read once: the read models' rebuild reads it, and the log check takes each
+    batch as it passes (`_LogReader`); the rebuilt copies are compared after the store."""
     started = time.perf_counter()
     report = Report()
     only = str(learner_aggregate_id(learner_id)) if learner_id else None
-    log = _read_log(settings, services, only, progress)
+    reader = _LogReader(only)
+    rebuilt: list[RebuildResult] = []
+    try:
+        if read_models:
+            rebuilt = _rebuild_all(settings, services, reader, progress)
+        else:
+            _read_log(settings, services, reader, progress)
+        _check_store(ledger, settings, learner_id, reader.found, report, progress)
+        if read_models:
+            _compare_read_models(services, rebuilt, learner_id, report)
+    finally:
+        if rebuilt:
+            with psycopg.connect(services.database_url, autocommit=True) as conn:
+                for result in rebuilt:
+                    generations.drop(conn, result.generation)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_store(
+    ledger: Ledger,
+    settings: Settings,
+    learner_id: str | None,
+    log: dict[str, list[_Published]],
+    report: Report,
+    progress: Progress | None,
+) -> None:
+    """Checks 1 and 2: every stored event against its chain and its copies on the log; then
+    whatever the log holds that the store does not."""
     report.records = sum(len(v) for v in log.values())
     recorder = ledger.ledger_recorder
     relayed_up_to = recorder.relay_position(EVENTS_STREAM)
@@ -239,40 +282,44 @@ def verify(
             "store does not",
             "extra",
         )
-    if read_models:
-        _compare_read_models(settings, services, learner_id, report, progress)
-    report.seconds = time.perf_counter() - started
-    return report
+
+
+def _rebuild_all(
+    settings: Settings, services: Services, reader: _LogReader, progress: Progress | None
+) -> list[RebuildResult]:
+    """Every read model rebuilt into scratch tables in one pass, the log read on the way."""
+
+    def step(done: int, total: int) -> None:
+        if progress is not None:
+            progress("reading ledger.events and rebuilding the read models", done, total)
+
+    return rebuild_models(
+        services.database_url,
+        services.kafka_bootstrap,
+        settings.events_topic,
+        READ_MODELS,
+        switch=False,
+        progress=step,
+        on_records=reader,
+    )
 
 
 def _compare_read_models(
-    settings: Settings,
     services: Services,
+    rebuilt: list[RebuildResult],
     learner_id: str | None,
     report: Report,
-    progress: Progress | None,
 ) -> None:
-    url = services.database_url
-    bootstrap = services.kafka_bootstrap
-    for model in READ_MODELS:
-
-        def step(done: int, total: int, name: str = model.name) -> None:
-            if progress is not None:
-                progress(f"rebuilding {name}", done, total)
-
-        scratch = rebuild(url, bootstrap, settings.events_topic, model, switch=False, progress=step)
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                with conn.cursor() as cur:
-                    live_schema = generations.live_schema(cur, model.name)
-                live = table_dump(conn, live_schema, model, learner_id)
-                rebuilt = table_dump(conn, scratch.generation.schema, model, learner_id)
-        finally:
-            with psycopg.connect(url, autocommit=True) as conn:
-                generations.drop(conn, scratch.generation)
+    """Check 3: each live read model against its copy rebuilt from the log, row for row."""
+    for model, result in zip(READ_MODELS, rebuilt, strict=True):
+        with psycopg.connect(services.database_url, autocommit=True) as conn:
+            with conn.cursor() as cur:
+                live_schema = generations.live_schema(cur, model.name)
+            live = table_dump(conn, live_schema, model, learner_id)
+            rebuilt_rows = table_dump(conn, result.generation.schema, model, learner_id)
         for table, rows in live.items():
-            only_live = sorted(set(rows) - set(rebuilt[table]))
-            only_rebuilt = sorted(set(rebuilt[table]) - set(rows))
+            only_live = sorted(set(rows) - set(rebuilt_rows[table]))
+            only_rebuilt = sorted(set(rebuilt_rows[table]) - set(rows))
             for row in only_live:
                 report.mismatches.append(
                     Mismatch(

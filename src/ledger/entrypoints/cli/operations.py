@@ -66,7 +66,7 @@ def projections_rebuild(
     from rich.progress import Progress, TaskID  # noqa: PLC0415
 
     from projections.catalog import READ_MODELS, by_name  # noqa: PLC0415
-    from projections.rebuild import rebuild  # noqa: PLC0415
+    from projections.rebuild import rebuild_models  # noqa: PLC0415
 
     found = settings()
     try:
@@ -75,27 +75,32 @@ def projections_rebuild(
         err().print(str(error.args[0]), markup=False)
         raise typer.Exit(2) from None
     where = services(found)
-    for model in models:
-        with Progress(console=err(), transient=True) as bar:
-            task = bar.add_task(f"rebuilding {model.name}", total=None)
+    with Progress(console=err(), transient=True) as bar:
+        task = bar.add_task(f"rebuilding {', '.join(m.name for m in models)}", total=None)
 
-            def advance(done: int, total: int, task: TaskID = task, bar: Progress = bar) -> None:
-                bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int, task: TaskID = task, bar: Progress = bar) -> None:
+            bar.update(task, completed=done, total=total)
 
-            result = rebuild(
-                where.database_url,
-                where.kafka_bootstrap,
-                found.events_topic,
-                model,
-                switch=True,
-                progress=advance,
-            )
-        rate = result.records / result.seconds if result.seconds else 0.0
+        # One pass over ledger.events for all of them: the topic is read and decoded once.
+        results = rebuild_models(
+            where.database_url,
+            where.kafka_bootstrap,
+            found.events_topic,
+            models,
+            switch=True,
+            progress=advance,
+        )
+    first = results[0]
+    rate = first.records / first.seconds if first.seconds else 0.0
+    out().print(
+        f"{len(models)} read model(s) rebuilt in one pass over {first.records:,} records of "
+        f"{found.events_topic} in {first.seconds:.1f} s ({rate:,.0f} records/s):"
+    )
+    for model, result in zip(models, results, strict=True):
         replaced = f", replacing {result.replaced.schema}" if result.replaced else ""
         out().print(
-            f"{model.name}: {result.events:,} events applied from {result.records:,} records"
-            f" in {result.seconds:.1f} s ({rate:,.0f}/s); live in {result.generation.schema}"
-            f"{replaced}"
+            f"  {model.name}: {result.events:,} events applied; live in "
+            f"{result.generation.schema}{replaced}"
         )
 
 

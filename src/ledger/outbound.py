@@ -122,8 +122,15 @@ def to_record(topic: str, event: Any, subject: str, relayed: Relayed | None = No
     ]
     if relayed is not None:
         headers += relayed.headers()
-    value = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    return OutRecord(topic=topic, key=aggregate_id.encode(), value=value, headers=headers)
+    return OutRecord(
+        topic=topic, key=aggregate_id.encode(), value=record_value(data), headers=headers
+    )
+
+
+def record_value(data: dict[str, Any]) -> bytes:
+    """A record's value: the event's canonical data as compact JSON (an audit compares these
+    bytes with what the topic holds, without building the whole record)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def relayed_in_order(records: Sequence[OutRecord], page: int) -> list[OutRecord]:

@@ -15,6 +15,8 @@ command exit non-zero.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +28,8 @@ import psycopg
 from ledger.application import Ledger
 from ledger.broker import Consumer, Record
 from ledger.domain import Learner, learner_aggregate_id
-from ledger.domain.chain import GENESIS, hash_of_event
-from ledger.outbound import subject_of, to_record
+from ledger.domain.chain import GENESIS, event_data, hash_of_event
+from ledger.outbound import record_value, subject_of
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Services, Settings
 from projections import generations
@@ -68,11 +70,17 @@ class Report:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+def _digest(value: bytes | None) -> bytes:
+    """What a record's value is compared by: 16 bytes instead of the value (a ledger's whole
+    log is held while it is checked)."""
+    return hashlib.blake2b(value or b"", digest_size=16).digest()
+
+
 @dataclass(frozen=True)
 class _Published:
     partition: int
     offset: int
-    value: bytes | None
+    digest: bytes
 
 
 class _LogReader:
@@ -90,7 +98,7 @@ class _LogReader:
             if only is not None and not event_id.startswith(only):
                 continue
             found.setdefault(event_id, []).append(
-                _Published(record.partition, record.offset, record.value)
+                _Published(record.partition, record.offset, _digest(record.value))
             )
 
 
@@ -115,26 +123,41 @@ def _read_log(
         consumer.close()
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """What the log must hold for one stored event."""
+
+    aggregate: UUID
+    subject: str
+    notification_id: int
+    digest: bytes
+
+
 class _Verifier:
+    """Check 1 as the store is read (`stored`), then check 2 against the log (`match`): the
+    store can be read while the log is (in another thread), since only `match` needs both."""
+
     def __init__(self, ledger: Ledger, settings: Settings, report: Report) -> None:
         self.ledger = ledger
         self.settings = settings
         self.report = report
         self.heads: dict[UUID, str] = {}
         self.subjects: dict[UUID, str] = {}
-        self.last_offset: dict[UUID, int] = {}
+        #: The stored events in store order, by event id.
+        self.index: dict[str, _Stored] = {}
+        #: How far the store has been read (notification id).
+        self.position = 0
 
     def miss(self, check: str, subject: str, event_id: str | None, message: str, kind: str) -> None:
         self.report.mismatches.append(Mismatch(check, subject, event_id, message, kind))
 
-    def event(
-        self, event: Any, log: dict[str, list[_Published]], relayed_up_to: int, notification_id: int
-    ) -> None:
+    def stored(self, event: Any, notification_id: int) -> None:
         aggregate = event.originator_id
         event_id = f"{aggregate}:{event.originator_version}"
         if aggregate not in self.subjects:
             self.subjects[aggregate] = subject_of(event)
         subject = self.subjects[aggregate]
+        data = event_data(event)
         if isinstance(event, Learner.Event):
             expected = self.heads.get(aggregate, GENESIS)
             if event.previous_hash != expected:
@@ -149,54 +172,88 @@ class _Verifier:
                     "altered",
                 )
             self.heads[aggregate] = hash_of_event(event)
-        copies = log.pop(event_id, [])
-        if not copies:
-            if notification_id > relayed_up_to:
-                self.report.pending += 1
-            else:
+        self.index[event_id] = _Stored(
+            aggregate, subject, notification_id, _digest(record_value(data))
+        )
+        self.report.events += 1
+
+    def read_store(self, progress: Progress | None) -> None:
+        """Every stored event after `position`, in commit order."""
+        recorder = self.ledger.ledger_recorder
+        newest = recorder.max_notification_id() or 0
+        while True:
+            page = recorder.select_notifications(start=self.position + 1, limit=2000)
+            if not page:
+                break
+            for notification in page:
+                self.stored(self.ledger.mapper.to_domain_event(notification), notification.id)
+            self.position = page[-1].id
+            if progress is not None:
+                progress("checking the event store", self.position, max(newest, self.position))
+
+    def match(self, log: dict[str, list[_Published]], relayed_up_to: int) -> None:
+        """Each stored event on the log once, in order per learner, with the stored content;
+        then whatever the log holds that the store does not."""
+        topic = self.settings.events_topic
+        last_offset: dict[UUID, int] = {}
+        for event_id, stored in self.index.items():
+            subject = stored.subject
+            copies = log.pop(event_id, [])
+            if not copies:
+                if stored.notification_id > relayed_up_to:
+                    self.report.pending += 1
+                else:
+                    self.miss(
+                        "log",
+                        subject,
+                        event_id,
+                        f"event {event_id} of {subject} is not on {topic}",
+                        "missing",
+                    )
+                continue
+            first = copies[0]
+            if first.digest != stored.digest:
                 self.miss(
                     "log",
                     subject,
                     event_id,
-                    f"event {event_id} of {subject} is not on {self.settings.events_topic}",
-                    "missing",
+                    f"event {event_id} of {subject} differs between the event store and "
+                    f"{topic} (partition {first.partition}, offset {first.offset}): one of "
+                    "them was altered",
+                    "altered",
                 )
-            return
-        expected_record = to_record(self.settings.events_topic, event, subject)
-        first = copies[0]
-        if first.value != expected_record.value:
-            self.miss(
-                "log",
-                subject,
-                event_id,
-                f"event {event_id} of {subject} differs between the event store and "
-                f"{self.settings.events_topic} (partition {first.partition}, offset "
-                f"{first.offset}): one of them was altered",
-                "altered",
-            )
-        for copy in copies[1:]:
-            if copy.value == first.value:
-                self.report.republished += 1
-            else:
+            for copy in copies[1:]:
+                if copy.digest == first.digest:
+                    self.report.republished += 1
+                else:
+                    self.miss(
+                        "log",
+                        subject,
+                        event_id,
+                        f"event {event_id} is on {topic} twice with different content "
+                        f"(offsets {first.offset} and {copy.offset})",
+                        "twice",
+                    )
+            previous = last_offset.get(stored.aggregate)
+            if previous is not None and first.offset < previous:
                 self.miss(
                     "log",
                     subject,
                     event_id,
-                    f"event {event_id} is on {self.settings.events_topic} twice with "
-                    f"different content (offsets {first.offset} and {copy.offset})",
-                    "twice",
+                    f"event {event_id} of {subject} is on {topic} before the event that "
+                    "precedes it",
+                    "order",
                 )
-        previous = self.last_offset.get(aggregate)
-        if previous is not None and first.offset < previous:
+            last_offset[stored.aggregate] = first.offset
+        for event_id, copies in log.items():
             self.miss(
                 "log",
-                subject,
+                event_id.rsplit(":", 1)[0],
                 event_id,
-                f"event {event_id} of {subject} is on {self.settings.events_topic} before "
-                "the event that precedes it",
-                "order",
+                f"{topic} holds event {event_id} (partition {copies[0].partition}, offset "
+                f"{copies[0].offset}), which the event store does not",
+                "extra",
             )
-        self.last_offset[aggregate] = first.offset
 
 
 def verify(
@@ -211,18 +268,48 @@ def verify(
     """Run the three checks (see the module docstring); `learner_id` narrows them to one.
 
     The topic is read once: the read models' rebuild reads it, and the log check takes each
-    batch as it passes (`_LogReader`); the rebuilt copies are compared after the store."""
+    batch as it passes (`_LogReader`). Meanwhile another thread reads the store and checks
+    the chains (the rebuild spends much of its time waiting on Kafka and PostgreSQL); the
+    store is read once more at the end for what was stored while the log was read, and only
+    then are the two compared, and the rebuilt copies with the live models."""
     started = time.perf_counter()
     report = Report()
+    recorder = ledger.ledger_recorder
+    # Before the log is read: an event relayed later, and so perhaps not read, is pending.
+    relayed_up_to = recorder.relay_position(EVENTS_STREAM)
     only = str(learner_aggregate_id(learner_id)) if learner_id else None
     reader = _LogReader(only)
+    verifier = _Verifier(ledger, settings, report)
     rebuilt: list[RebuildResult] = []
     try:
-        if read_models:
-            rebuilt = _rebuild_all(settings, services, reader, progress)
+        if learner_id is not None:
+            aggregate = learner_aggregate_id(learner_id)
+            stored = recorder.select_events_for([aggregate]).get(aggregate, [])
+            # Without notification ids at hand: if the relay is behind at all, count what is
+            # not on the log as pending rather than missing.
+            newest = recorder.max_notification_id() or 0
+            behind = newest if relayed_up_to < newest else 0
+            for item in stored:
+                verifier.stored(ledger.mapper.to_domain_event(item), behind)
+            store_pass = None
         else:
-            _read_log(settings, services, reader, progress)
-        _check_store(ledger, settings, learner_id, reader.found, report, progress)
+            store_pass = threading.Thread(
+                target=verifier.read_store, args=(progress,), name="audit-store", daemon=True
+            )
+            store_pass.start()
+        try:
+            if read_models:
+                rebuilt = _rebuild_all(settings, services, reader, progress)
+            else:
+                _read_log(settings, services, reader, progress)
+        finally:
+            if store_pass is not None:
+                store_pass.join()
+        if store_pass is not None:
+            verifier.read_store(progress)  # what was stored while the log was read
+        report.records = sum(len(v) for v in reader.found.values())
+        report.learners = len(verifier.heads)
+        verifier.match(reader.found, relayed_up_to)
         if read_models:
             _compare_read_models(services, rebuilt, learner_id, report)
     finally:
@@ -232,56 +319,6 @@ def verify(
                     generations.drop(conn, result.generation)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _check_store(
-    ledger: Ledger,
-    settings: Settings,
-    learner_id: str | None,
-    log: dict[str, list[_Published]],
-    report: Report,
-    progress: Progress | None,
-) -> None:
-    """Checks 1 and 2: every stored event against its chain and its copies on the log; then
-    whatever the log holds that the store does not."""
-    report.records = sum(len(v) for v in log.values())
-    recorder = ledger.ledger_recorder
-    relayed_up_to = recorder.relay_position(EVENTS_STREAM)
-    newest = recorder.max_notification_id() or 0
-    verifier = _Verifier(ledger, settings, report)
-    if learner_id is not None:
-        aggregate = learner_aggregate_id(learner_id)
-        stored = recorder.select_events_for([aggregate]).get(aggregate, [])
-        # Without notification ids at hand: if the relay is behind at all, count what is not
-        # on the log as pending rather than missing.
-        behind = newest if relayed_up_to < newest else 0
-        for item in stored:
-            verifier.event(ledger.mapper.to_domain_event(item), log, relayed_up_to, behind)
-            report.events += 1
-    else:
-        position = 0
-        while True:
-            page = recorder.select_notifications(start=position + 1, limit=2000)
-            if not page:
-                break
-            for notification in page:
-                event = ledger.mapper.to_domain_event(notification)
-                verifier.event(event, log, relayed_up_to, notification.id)
-                report.events += 1
-            position = page[-1].id
-            if progress is not None:
-                progress("checking the event store", position, newest)
-    report.learners = len(verifier.heads)
-    for event_id, copies in log.items():
-        verifier.miss(
-            "log",
-            event_id.rsplit(":", 1)[0],
-            event_id,
-            f"{settings.events_topic} holds event {event_id} (partition "
-            f"{copies[0].partition}, offset {copies[0].offset}), which the event "
-            "store does not",
-            "extra",
-        )
 
 
 def _rebuild_all(

@@ -214,15 +214,16 @@ class Consumer:
         self._consumer.pause(*self._consumer.assignment())
         return []
 
-    def assign_all(self, topic: str) -> list[tuple[str, int]]:
-        """Read every partition of `topic` from its beginning, outside any group (a rebuild)."""
+    def assign_all(self, topic: str, only: Sequence[int] | None = None) -> list[tuple[str, int]]:
+        """Read every partition of `topic` (or those in `only`) from its beginning, outside
+        any group (a rebuild, an audit)."""
         try:
             found = self._consumer.partitions_for_topic(topic)
         except KafkaError as error:
             raise _unavailable(error, "reading topic metadata", self.bootstrap) from error
         if not found:
             raise BrokerUnavailableError(f"topic {topic!r} does not exist on {self.bootstrap}")
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        partitions = [TopicPartition(topic, p) for p in sorted(found) if only is None or p in only]
         self._consumer.assign(partitions)
         self._consumer.seek_to_beginning(*partitions)
         return [(tp.topic, tp.partition) for tp in partitions]

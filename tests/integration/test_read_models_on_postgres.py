@@ -189,10 +189,14 @@ def test_a_rebuild_gives_byte_identical_tables(projected: Settings) -> None:
     assert result.replaced.schema not in schemas
 
 
-def test_every_model_rebuilt_in_one_pass_gives_the_same_tables(projected: Settings) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_every_model_rebuilt_in_one_pass_gives_the_same_tables(
+    projected: Settings, processes: int
+) -> None:
     """One pass for all the models (as `ledger audit verify` and `projections rebuild` do),
-    in small batches so rows kept between batches are reused: the tables one model at a time
-    gives, and every record handed to the caller once."""
+    in small batches so rows kept between batches are reused, in one process or with the
+    partitions shared out: the tables the live worker built, and every record handed to the
+    caller once."""
     url = services_of(projected).database_url
     bootstrap = services_of(projected).kafka_bootstrap
     live = dumps(projected)
@@ -205,6 +209,7 @@ def test_every_model_rebuilt_in_one_pass_gives_the_same_tables(projected: Settin
         switch=False,
         max_batch=7,
         on_records=lambda records: seen.extend((r.partition, r.offset) for r in records),
+        processes=processes,
     )
     try:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -264,6 +264,7 @@ def verify(
     progress: Progress | None = None,
     *,
     read_models: bool = True,
+    processes: int = 1,
 ) -> Report:
     """Run the three checks (see the module docstring); `learner_id` narrows them to one.
 
@@ -299,7 +300,7 @@ def verify(
             store_pass.start()
         try:
             if read_models:
-                rebuilt = _rebuild_all(settings, services, reader, progress)
+                rebuilt = _rebuild_all(settings, services, reader, progress, processes)
             else:
                 _read_log(settings, services, reader, progress)
         finally:
@@ -322,7 +323,11 @@ def verify(
 
 
 def _rebuild_all(
-    settings: Settings, services: Services, reader: _LogReader, progress: Progress | None
+    settings: Settings,
+    services: Services,
+    reader: _LogReader,
+    progress: Progress | None,
+    processes: int,
 ) -> list[RebuildResult]:
     """Every read model rebuilt into scratch tables in one pass, the log read on the way."""
 
@@ -338,6 +343,7 @@ def _rebuild_all(
         switch=False,
         progress=step,
         on_records=reader,
+        processes=processes,
     )
 
 

@@ -14,6 +14,7 @@ import typer
 from ledger.entrypoints.cli.console import (
     JsonOption,
     LearnerArg,
+    RebuildProcesses,
     command_group,
     err,
     not_found,
@@ -126,6 +127,7 @@ def audit_check(
 def audit_verify(
     learner: Annotated[str | None, typer.Option("--learner", help="Only this learner.")] = None,
     as_json: JsonOption = False,
+    processes: RebuildProcesses = None,
 ) -> None:
     """Check every hash chain, the event log against the store, and the read models against a
     rebuild from the log; name every mismatch; exit 1 on any."""
@@ -133,6 +135,7 @@ def audit_verify(
 
     from ledger.audit.verify import verify  # noqa: PLC0415
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
+    from projections.rebuild import processes_for  # noqa: PLC0415
 
     found = settings()
     where = services(found)
@@ -146,7 +149,8 @@ def audit_verify(
                     tasks[what] = bar.add_task(what, total=total or None)
                 bar.update(tasks[what], completed=done, total=total or None)
 
-            report = verify(ledger, found, where, learner, advance)
+            count = processes_for(where.kafka_bootstrap, found.events_topic, processes)
+            report = verify(ledger, found, where, learner, advance, processes=count)
     finally:
         ledger.close()
     if as_json:

@@ -241,6 +241,15 @@ CodeArg = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (one document; JSON Lines for lists).")
 ]
+RebuildProcesses = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Processes rebuilding, sharing the partitions (default: one per core once "
+        "ledger.events holds 50,000 records, else one).",
+    ),
+]
 
 
 def print_document(document: Any) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from ledger.entrypoints.cli.console import (
     JsonOption,
+    RebuildProcesses,
     command_group,
     err,
     out,
@@ -60,13 +61,14 @@ def projections_rebuild(
     name: Annotated[
         str | None, typer.Argument(help="One read model (default: all of them).")
     ] = None,
+    processes: RebuildProcesses = None,
 ) -> None:
     """Rebuild read models from the start of ledger.events into fresh tables; switch over only
     once caught up, so queries never see a half-built model."""
     from rich.progress import Progress, TaskID  # noqa: PLC0415
 
     from projections.catalog import READ_MODELS, by_name  # noqa: PLC0415
-    from projections.rebuild import rebuild_models  # noqa: PLC0415
+    from projections.rebuild import processes_for, rebuild_models  # noqa: PLC0415
 
     found = settings()
     try:
@@ -89,6 +91,7 @@ def projections_rebuild(
             models,
             switch=True,
             progress=advance,
+            processes=processes_for(where.kafka_bootstrap, found.events_topic, processes),
         )
     first = results[0]
     rate = first.records / first.seconds if first.seconds else 0.0

@@ -85,6 +85,9 @@ class IntakeWorker:
     """Consumes `ledger.intake` in the `ledger-intake` consumer group."""
 
     name = "intake"
+    #: After a poll that returned nothing (it waited up to 200 ms for records), look again
+    #: almost at once: a longer pause only delays the next message.
+    idle_wait_s = 0.01
 
     def __init__(
         self, ledger: Ledger, settings: Settings, bootstrap: str, max_batch: int = 2000

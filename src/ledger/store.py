@@ -354,6 +354,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                     for r in book.rejections
                 ],
             )
+            self._notify_channel(curs)  # wakes the relay, as stored events do
 
     # Reads used by the intake worker and the CLI.
 

@@ -89,6 +89,18 @@ class _Backoff:
         self.current = 0.0
 
 
+def idle(worker: Worker, stop: threading.Event, default_s: float) -> None:
+    """After a step that found nothing: the worker's own wait if it has one (the relay waits
+    for the event store's notification), else its `idle_wait_s` (a consumer's poll has
+    already waited for records), else `default_s`."""
+    wait_s = getattr(worker, "idle_wait_s", default_s)
+    own = getattr(worker, "idle", None)
+    if own is not None and not stop.is_set():
+        own(wait_s)
+    else:
+        stop.wait(wait_s)
+
+
 def run_worker(  # noqa: PLR0915 - one loop whose states are easier read together
     worker: Worker,
     stop: threading.Event,
@@ -135,7 +147,7 @@ def run_worker(  # noqa: PLR0915 - one loop whose states are easier read togethe
                 state = "running"
                 beat()
                 if not did_work:
-                    stop.wait(idle_wait_s)
+                    idle(worker, stop, idle_wait_s)
             except OUTAGES as error:
                 needs_recover = True
                 wait = outage.next()

@@ -55,6 +55,9 @@ class ProjectionWorker:
     """Consumes `ledger.events` in the `ledger-projections` group and updates every read model."""
 
     name = "projections"
+    #: After a poll that returned nothing (it waited up to 200 ms for records), look again
+    #: almost at once: a longer pause only delays the next message.
+    idle_wait_s = 0.01
 
     def __init__(
         self,

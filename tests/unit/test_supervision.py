@@ -278,3 +278,57 @@ def test_a_zombie_postmaster_is_not_running() -> None:
         assert _alive(os.getpid())
     finally:
         os.waitpid(pid, 0)
+
+
+@dataclass
+class SleepyWorker:
+    """Finds nothing to do twice, then stops the loop."""
+
+    stop: threading.Event
+    name: str = "sleepy"
+    idle_wait_s: float = 0.01
+    steps: int = 0
+
+    def step(self) -> bool:
+        self.steps += 1
+        if self.steps > 2:
+            self.stop.set()
+        return False
+
+    def recover(self) -> None:
+        pass
+
+    def progress(self) -> Progress:
+        return Progress(0.0)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ListeningWorker(SleepyWorker):
+    """... and has a wait of its own (as the relay waits for the event store's NOTIFY)."""
+
+    idle_wait_s: float = 0.25
+    waits: list[float] = field(default_factory=list)
+
+    def idle(self, timeout_s: float) -> None:
+        self.waits.append(timeout_s)
+
+
+def test_a_worker_with_a_wait_of_its_own_is_left_to_it_with_its_own_bound() -> None:
+    stop = threading.Event()
+    worker = ListeningWorker(stop)
+    run_worker(worker, stop, idle_wait_s=30.0)
+    assert worker.waits == [0.25, 0.25]
+
+
+def test_a_worker_without_one_sleeps_its_own_idle_wait_not_the_default() -> None:
+    """A consumer's poll has already waited for records: it looks again almost at once."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker, args=(SleepyWorker(stop), stop), kwargs={"idle_wait_s": 30.0}
+    )
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()  # two waits of 0.01 s, not of 30 s

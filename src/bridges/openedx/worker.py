@@ -56,6 +56,9 @@ class OpenEdxBridge:
     """Consumes the Open edX topics in the `ledger-bridge-openedx` consumer group."""
 
     name = "bridge-openedx"
+    #: After a poll that returned nothing (it waited up to 200 ms for records), look again
+    #: almost at once: a longer pause only delays the next message.
+    idle_wait_s = 0.01
 
     def __init__(
         self,

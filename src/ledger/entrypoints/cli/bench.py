@@ -150,6 +150,41 @@ def bench_audit(
     print_audit(out(), run_audit_bench(settings, services(settings), events, samples, out()))
 
 
+@bench_app.command("verify")
+def bench_verify(
+    messages: Annotated[
+        int, typer.Option(min=100, help="Messages through the pipeline to fill the ledger.")
+    ] = 100_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 10_000,
+    processes: BenchProcesses = None,
+) -> None:
+    """`audit verify` (all three checks) and `projections rebuild` over a whole ledger, in
+    events/s, beside kafka-python consuming the same records, same run."""
+    from ledger.entrypoints.bench.common import print_figures  # noqa: PLC0415
+    from ledger.entrypoints.bench.whole_ledger import (  # noqa: PLC0415
+        REBUILD_TARGET,
+        VERIFY_TARGET,
+        run_verify_bench,
+    )
+
+    settings = quiet_settings()
+    count = _processes(settings, processes)
+    figures = run_verify_bench(settings, services(settings), messages, learners, count, out())
+    print_figures(
+        out(),
+        figures,
+        f"ledger bench verify: {figures[0].count:,} events, {settings.partitions} partitions",
+        baselines=1,
+    )
+    rebuild, verified = max(figures[1:-1], key=lambda f: f.per_second), figures[-1]
+    for what, figure, target in (
+        ("rebuild", rebuild, REBUILD_TARGET),
+        ("audit verify", verified, VERIFY_TARGET),
+    ):
+        verdict = "met" if figure.per_second >= target else "NOT met"
+        out().print(f"{what} at least {target:,} events/s: {verdict} ({figure.per_second:,.0f}/s)")
+
+
 @bench_app.command("cli")
 def bench_cli(
     samples: Annotated[int, typer.Option(min=3, help="Cold starts of each command.")] = 10,

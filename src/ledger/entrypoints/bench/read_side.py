@@ -7,7 +7,7 @@ batched `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` of as many ro
 table (what PostgreSQL allows for the worker's way of writing). Each figure is the median of
 `--repeat` runs, each run on fresh topics and a fresh database.
 
-queries: p50/p99/max latency of the four support queries over a realistic population of
+queries: p50/p99/max latency of the support queries over a realistic population of
 100,000 learners, loaded straight into the read models' tables (through Kafka it would take
 longer than the measurement deserves).
 
@@ -64,7 +64,7 @@ from ledger.settings import Services, Settings
 from projections import generations
 from projections.applying import apply_batch, read_batch
 from projections.catalog import READ_MODELS
-from projections.read_models import certificates, learner_progress
+from projections.read_models import certificates, learner_progress, payments
 from projections.read_models.eligibility import eligibility
 from projections.read_models.retention import funnel
 from projections.rows import Table as RowsTable
@@ -560,7 +560,7 @@ def time_queries(
     conn: psycopg.Connection[Any], samples: int, advance: Callable[[int], None]
 ) -> list[Latency]:
     """Each support query `samples` times, over random existing ids, interleaved so that a
-    noisy moment on the machine hits all four alike."""
+    noisy moment on the machine hits them all alike."""
     rng = random.Random(11)  # noqa: S311 - picking samples, not a secret
     learners, enrollments, codes = _population_ids(conn)
     queries: dict[str, Callable[[], object]] = {
@@ -569,6 +569,7 @@ def time_queries(
         ),
         "eligibility(id, specialization)": lambda: eligibility(conn, *rng.choice(enrollments)),
     }
+    queries["payments_of(id)"] = lambda: payments.payments_of(conn, rng.choice(learners))
     if codes:  # a tiny population may have earned none
         queries["certificates.verify(code)"] = lambda: certificates.verify(conn, rng.choice(codes))
     queries["retention.funnel()"] = lambda: funnel(conn)

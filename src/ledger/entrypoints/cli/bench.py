@@ -131,7 +131,8 @@ def bench_queries(
     learners: Annotated[int, typer.Option(min=100, help="Learners loaded.")] = 100_000,
     samples: Annotated[int, typer.Option(min=10, help="Timed calls per query.")] = 2_000,
 ) -> None:
-    """p50/p99 latency of the four support queries with many learners loaded."""
+    """p50/p99 latency of the support queries (progress, eligibility, payments, certificate,
+    retention), in SQL and through the API and the console, with many learners loaded."""
     from ledger.entrypoints.bench.read_side import print_queries, run_queries_bench  # noqa: PLC0415
 
     settings = quiet_settings()

@@ -14,6 +14,7 @@ receiving while records wait is replaced by a fresh one (`ledger.liveness`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -173,7 +174,11 @@ class IntakeWorker:
             return True
         if not records:
             return False
+        started = time.perf_counter()
         outcomes = self.handle_records(records)
+        log.info(
+            "intake.batch", records=len(records), seconds=round(time.perf_counter() - started, 4)
+        )
         if log.is_enabled_for(logging.INFO):
             for outcome in outcomes:
                 self._log(outcome)

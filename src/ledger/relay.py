@@ -158,6 +158,7 @@ class Relay:
         return Progress(self._last_progress)
 
     def _relay_events(self) -> int:
+        started = time.perf_counter()
         if self._events_position is None:
             self._events_position = self.recorder.relay_position(EVENTS_STREAM)
         notifications = self.recorder.select_notifications(
@@ -183,6 +184,7 @@ class Relay:
             count=len(records),
             first_id=notifications[0].id,
             last_id=last,
+            seconds=round(time.perf_counter() - started, 4),
         )
         return len(records)
 

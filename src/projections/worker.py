@@ -10,6 +10,7 @@ that stops receiving while records wait is replaced by a fresh one (`ledger.live
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -183,11 +184,17 @@ class ProjectionWorker:
             return True
         if not records:
             return False
+        started = time.perf_counter()
         try:
             batch = self.apply_records(records)
         except _Switched:
             self._needs_seek = True
             return True
+        log.info(
+            "projections.batch",
+            records=len(records),
+            seconds=round(time.perf_counter() - started, 4),
+        )
         try:
             consumer.commit(batch.next_offsets)
         except LedgerError as error:

@@ -55,3 +55,7 @@ def test_a_short_latency_run_measures_every_hop_beside_kafka_and_postgresql(
         "raw PostgreSQL commit (one row)",
     ]
     assert all(b["samples"] == 300 and b["p50_ms"] > 0 for b in figures["baselines"])
+    # What each worker did in the meantime, from its own batch lines.
+    stages = {a["name"]: a for a in figures["stages"]}
+    assert list(stages) == ["intake", "relay", "projections"]
+    assert all(a["batches"] > 0 and 0 < a["busy"] <= 1.5 for a in stages.values()), stages

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from ledger.broker import OutRecord
-from ledger.entrypoints.bench.latency import interleaved, spread
+from ledger.entrypoints.bench.latency import interleaved, spread, stage_activity
 from ledger.errors import LedgerError
 
 
@@ -51,3 +54,38 @@ def test_spread_gives_percentiles_in_milliseconds() -> None:
 def test_spread_refuses_to_make_percentiles_of_nothing() -> None:
     with pytest.raises(LedgerError, match="too few samples"):
         spread("hop", [0.1])
+
+
+def test_stage_activity_reads_each_workers_batch_lines_in_the_window(tmp_path: Path) -> None:
+    def line(event: str, at: str, **fields: object) -> str:
+        return json.dumps({"event": event, "timestamp": f"2026-12-06T10:00:{at}Z", **fields})
+
+    (tmp_path / "intake.log").write_text(
+        "\n".join(
+            [
+                line("intake.batch", "00.000000", records=999, seconds=9.0),  # before the window
+                line("intake.message", "01.000000", status="accepted"),
+                line("intake.batch", "01.000000", records=10, seconds=0.02),
+                line("intake.batch", "02.000000", records=30, seconds=0.04),
+                "not json at all",
+                line("intake.batch", "03.000000", records=20, seconds=0.03),
+            ]
+        )
+    )
+    (tmp_path / "relay.log").write_text(
+        "\n".join(
+            [
+                line("relay.published", "01.500000", stream="events", count=40, seconds=0.01),
+                line("relay.published", "01.600000", stream="rejections", count=1, seconds=0.5),
+            ]
+        )
+    )
+    (tmp_path / "projections.log").write_text("")
+    start = datetime(2026, 12, 6, 10, 0, 0, 500000, tzinfo=UTC).timestamp()
+    stages = {s.name: s for s in stage_activity(tmp_path, start, start + 10)}
+    intake = stages["intake"]
+    assert (intake.batches, intake.median_records, intake.median_ms) == (3, 20, 30)
+    assert intake.busy == pytest.approx(0.09 / 10)
+    relay = stages["relay"]
+    assert (relay.batches, relay.median_records) == (1, 40)  # the rejections' page is not counted
+    assert stages["projections"].batches == 0

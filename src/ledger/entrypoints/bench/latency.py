@@ -27,6 +27,7 @@ of its own, as a deployment runs them) on a database and topics of its own, and:
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import shutil
@@ -36,6 +37,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -90,6 +92,64 @@ def spread(name: str, seconds: list[float]) -> Spread:
     return Spread(name, len(ms), cuts[49], cuts[89], cuts[98], ms[-1])
 
 
+@dataclass(frozen=True)
+class StageActivity:
+    """What one worker did during the steady load, from its own `*.batch` log lines: how
+    many batches, how big, how long each took, and the share of the time it was busy."""
+
+    name: str
+    batches: int
+    median_records: float
+    median_ms: float
+    p90_ms: float
+    busy: float
+
+
+#: Each worker's per-batch line: (log file, event, the field counting its records, a filter).
+_BATCH_LINES = (
+    ("intake", "intake.batch", "records", None),
+    ("relay", "relay.published", "count", ("stream", "events")),
+    ("projections", "projections.batch", "records", None),
+)
+
+
+def stage_activity(logs: Path, started: float, ended: float) -> list[StageActivity]:
+    """Each worker's batches between the wall-clock times `started` and `ended`."""
+    found = []
+    for worker, event, count_field, only in _BATCH_LINES:
+        sizes: list[float] = []
+        seconds: list[float] = []
+        for line in (logs / f"{worker}.log").read_text(errors="replace").splitlines():
+            if f'"{event}"' not in line:
+                continue
+            try:
+                fields = json.loads(line)
+                at = datetime.fromisoformat(fields["timestamp"]).timestamp()
+            except (ValueError, KeyError, TypeError):
+                continue
+            if fields.get("event") != event or not started <= at <= ended:
+                continue
+            if only is not None and fields.get(only[0]) != only[1]:
+                continue
+            sizes.append(float(fields.get(count_field, 0)))
+            seconds.append(float(fields.get("seconds", 0.0)))
+        if not seconds:
+            found.append(StageActivity(worker, 0, 0.0, 0.0, 0.0, 0.0))
+            continue
+        ms = sorted(x * 1000 for x in seconds)
+        found.append(
+            StageActivity(
+                worker,
+                len(ms),
+                statistics.median(sizes),
+                statistics.median(ms),
+                ms[min(len(ms) - 1, int(len(ms) * 0.9))],
+                sum(seconds) / (ended - started),
+            )
+        )
+    return found
+
+
 @dataclass
 class Sample:
     """One sampled message on its way through the pipeline (monotonic seconds)."""
@@ -119,6 +179,7 @@ class LatencyFigures:
     hops: list[Spread] = field(default_factory=list)
     baselines: list[Spread] = field(default_factory=list)
     unfinished: int = 0
+    stages: list[StageActivity] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +191,7 @@ class LatencyFigures:
             "unfinished": self.unfinished,
             "hops": [vars(h) for h in self.hops],
             "baselines": [vars(b) for b in self.baselines],
+            "stages": [vars(a) for a in self.stages],
         }
 
 
@@ -382,8 +444,9 @@ def _steady(
     seconds: float,
     every: int,
     console: Console,
-) -> tuple[list[Sample], int]:
-    """Send `records` at `rate` for `seconds`, sampling every `every`-th; wait for the samples."""
+) -> tuple[list[Sample], int, tuple[float, float]]:
+    """Send `records` at `rate` for `seconds`, sampling every `every`-th; wait for the samples.
+    Also the wall-clock times the sending began and ended (the workers' logs are read by them)."""
     kafka = own.services.kafka_bootstrap
     observer = _Observer(kafka, own.settings.events_topic)
     observer.start()
@@ -392,6 +455,7 @@ def _steady(
     producer = _producer(kafka)
     total = min(len(records), int(rate * seconds))
     started = time.monotonic()
+    window = [time.time(), 0.0]
     next_report = started + 5
     try:
         for n, record in enumerate(records[:total]):
@@ -417,6 +481,7 @@ def _steady(
                 )
                 next_report += 5
         producer.flush()
+        window[1] = time.time()
         deadline = time.monotonic() + 60
         while sampler.waiting and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -426,7 +491,7 @@ def _steady(
         sampler.join(10)
         observer.stop.set()
         observer.join(10)
-    return sampler.samples, total
+    return sampler.samples, total, (window[0], window[1])
 
 
 def _placed(sample: Sample, sampler: _Sampler, metadata: Any) -> None:
@@ -482,10 +547,13 @@ def run_latency_bench(
                 f"steady load: {steady_rate:,.0f} messages/s for {seconds:.0f} s, "
                 f"every {every}th sampled"
             )
-            samples, sent = _steady(own, steady_records, steady_rate, seconds, every, console)
+            samples, sent, window = _steady(
+                own, steady_records, steady_rate, seconds, every, console
+            )
             crashes = sum(len(w.crashes) for w in workers.by_name.values())
         finally:
             workers.stop()
+    stages = stage_activity(logs, *window)
     if crashes:
         raise LedgerError(f"{crashes} worker process(es) crashed during the run; logs in {logs}")
     shutil.rmtree(logs, ignore_errors=True)
@@ -499,6 +567,7 @@ def run_latency_bench(
         unfinished=len(samples) - len(done),
     )
     figures.baselines = baselines
+    figures.stages = stages
     figures.hops = [
         spread("publish → stored (event store)", [s.stored - s.sent for s in done if s.stored]),
         spread(
@@ -535,6 +604,19 @@ def print_latency(console: Console, figures: LatencyFigures) -> None:
             f"{row.max_ms:.1f}",
         )
     console.print(table)
+    busy = Table(title="what each worker did during the steady load (its batch log lines)")
+    for column in ("worker", "batches", "records per batch", "ms per batch", "p90 ms", "busy"):
+        busy.add_column(column, justify="left" if column == "worker" else "right")
+    for stage in figures.stages:
+        busy.add_row(
+            stage.name,
+            f"{stage.batches:,}",
+            f"{stage.median_records:,.0f}",
+            f"{stage.median_ms:.1f}",
+            f"{stage.p90_ms:.1f}",
+            f"{stage.busy:.0%}",
+        )
+    console.print(busy)
     end = figures.hops[-1]
     met = end.p50_ms <= TARGET_P50_MS and end.p99_ms <= TARGET_P99_MS
     console.print(

@@ -249,7 +249,7 @@ def _fill_in_processes(
         child.start()
     try:
         if on_records is not None:
-            _read_all(bootstrap, topic, on_records)
+            read_topic(bootstrap, topic, on_records)
         return _gather(children, reports, sum(ends.values()), len(models), progress)
     finally:
         for child in children:
@@ -328,9 +328,12 @@ def _child(
         reports.put(("failed", index, f"{type(error).__name__}: {error}"))
 
 
-def _read_all(bootstrap: str, topic: str, on_records: RecordsSeen) -> None:
-    """Every record of `topic` up to its end now, handed to `on_records` batch by batch."""
-    consumer = Consumer(bootstrap, None, "ledger-rebuild-reader", 5000, encoded_headers=True)
+def read_topic(
+    bootstrap: str, topic: str, on_records: RecordsSeen, progress: Progress | None = None
+) -> None:
+    """Every record of `topic` up to its end now, handed to `on_records` batch by batch
+    (beside a rebuild in processes, and for `ledger audit verify` without the read models)."""
+    consumer = Consumer(bootstrap, None, "ledger-reader", 5000, encoded_headers=True)
     try:
         partitions = consumer.assign_all(topic)
         ends = consumer.end_offsets(partitions)
@@ -340,6 +343,8 @@ def _read_all(bootstrap: str, topic: str, on_records: RecordsSeen) -> None:
             for record in records:
                 done[(record.topic, record.partition)] = record.offset + 1
             on_records(records)
+            if progress is not None:
+                progress(sum(done.values()), sum(ends.values()))
     finally:
         consumer.close()
 

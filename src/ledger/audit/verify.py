@@ -26,7 +26,7 @@ from uuid import UUID
 import psycopg
 
 from ledger.application import Ledger
-from ledger.broker import Consumer, Record
+from ledger.broker import Record
 from ledger.domain import Learner, learner_aggregate_id
 from ledger.domain.chain import GENESIS, event_data, hash_of_event
 from ledger.outbound import record_value, subject_of
@@ -34,7 +34,7 @@ from ledger.relay import EVENTS_STREAM
 from ledger.settings import Services, Settings
 from projections import generations
 from projections.catalog import READ_MODELS
-from projections.rebuild import RebuildResult, rebuild_models, table_dump
+from projections.rebuild import RebuildResult, read_topic, rebuild_models, table_dump
 
 Progress = Callable[[str, int, int], None]
 
@@ -100,27 +100,6 @@ class _LogReader:
             found.setdefault(event_id, []).append(
                 _Published(record.partition, record.offset, _digest(record.value))
             )
-
-
-def _read_log(
-    settings: Settings, services: Services, reader: _LogReader, progress: Progress | None
-) -> None:
-    """The whole topic into `reader`, when no rebuild reads it (`read_models=False`)."""
-    consumer = Consumer(services.kafka_bootstrap, None, "ledger-audit", 5000, encoded_headers=True)
-    try:
-        partitions = consumer.assign_all(settings.events_topic)
-        ends = consumer.end_offsets(partitions)
-        total = sum(ends.values())
-        done: dict[tuple[str, int], int] = dict.fromkeys(partitions, 0)
-        while any(done[p] < ends[p] for p in partitions):
-            records = consumer.poll(timeout_ms=500)
-            for record in records:
-                done[(record.topic, record.partition)] = record.offset + 1
-            reader(records)
-            if progress is not None:
-                progress("reading ledger.events", sum(done.values()), total)
-    finally:
-        consumer.close()
 
 
 @dataclass(frozen=True)
@@ -302,7 +281,12 @@ def verify(
             if read_models:
                 rebuilt = _rebuild_all(settings, services, reader, progress, processes)
             else:
-                _read_log(settings, services, reader, progress)
+
+                def step(done: int, total: int) -> None:
+                    if progress is not None:
+                        progress("reading ledger.events", done, total)
+
+                read_topic(services.kafka_bootstrap, settings.events_topic, reader, step)
         finally:
             if store_pass is not None:
                 store_pass.join()

@@ -6,14 +6,15 @@ benchmark runs the real workers (`ledger run intake`, `relay`, `projections`, ea
 of its own, as a deployment runs them) on a database and topics of its own, and:
 
 1. **Full load.** Publishes a burst of messages as fast as the producer goes and times the
-   intake through it: its maximum rate with the rest of the pipeline working beside it. Tuning
-   for latency must not lower this figure.
+   intake through it (its maximum, with the rest of the pipeline working beside it), and the
+   whole pipeline (until every read model has applied the burst). Tuning for latency must not
+   lower these figures.
 2. **Raw baselines,** on the same machine in the same run: a Kafka round trip (produce with
    `acks=all`, consumed by a consumer already waiting, no work) and a PostgreSQL commit of one
    small row. No hop of the ledger can be faster than these.
 3. **Steady load.** Interleaved learners and every message type at a fixed rate (by default
-   half the maximum just measured) for a fixed time. For a sample of the messages it records,
-   from the moment before `send`:
+   half the pipeline's maximum just measured) for a fixed time. For a sample of the messages
+   it records, from the moment before `send`:
    (a) *stored*: the intake's committed position in PostgreSQL has passed the message (the
    events and the position commit in one transaction);
    (b) *on ledger.events*: the learner's newest event as of (a) reached a consumer of
@@ -54,7 +55,7 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.chaos.load import wait_for_catalog
-from ledger.entrypoints.chaos.matrix import read_stages, wait_settled
+from ledger.entrypoints.chaos.matrix import read_stages
 from ledger.entrypoints.chaos.processes import Workers
 from ledger.errors import LedgerError
 from ledger.settings import Services, Settings
@@ -172,6 +173,8 @@ class LatencyFigures:
     """What a run measured."""
 
     max_rate: float
+    #: The whole pipeline's rate through the burst (publish to every read model).
+    pipeline_rate: float
     burst: int
     rate: float
     seconds: float
@@ -184,6 +187,7 @@ class LatencyFigures:
     def as_dict(self) -> dict[str, Any]:
         return {
             "intake_max_per_second": round(self.max_rate, 1),
+            "pipeline_max_per_second": round(self.pipeline_rate, 1),
             "burst": self.burst,
             "rate_per_second": round(self.rate, 1),
             "seconds": self.seconds,
@@ -407,8 +411,14 @@ class _Sampler(threading.Thread):
         return done
 
 
-def _burst(own: Scratch, records: list[OutRecord], console: Console) -> float:
-    """Publish `records` at once; the intake's rate through them, commands/s."""
+def _burst(own: Scratch, records: list[OutRecord], console: Console) -> tuple[float, float]:
+    """Publish `records` at once; the intake's rate through them, and the whole pipeline's
+    (until every read model has applied what they made), messages/s.
+
+    The two differ: during a burst the relay and the projections fall behind and catch up
+    after, so the intake alone gets more of the machine than it can have at a steady load,
+    where all three share it. Half the intake's burst rate kept the pipeline near saturation
+    on two cores; half the pipeline's is the moderate load the speed issue means."""
     settings = own.settings
     before = read_stages(own)
     start_done = before.intake_done if before is not None else 0
@@ -420,21 +430,28 @@ def _burst(own: Scratch, records: list[OutRecord], console: Console) -> float:
         producer.close()
     deadline = time.monotonic() + 600
     done = 0
+    intake_s: float | None = None
     while time.monotonic() < deadline:
         stages = read_stages(own)
         if stages is not None:
             done = stages.intake_done - start_done
-            if done >= len(records):
+            if intake_s is None and done >= len(records):
+                intake_s = time.monotonic() - started
+            if intake_s is not None and stages.caught_up:
                 break
         time.sleep(0.05)
     else:
         raise LedgerError(
-            f"the intake handled {done:,} of the {len(records):,} messages of the burst "
+            f"the pipeline handled {done:,} of the {len(records):,} messages of the burst "
             f"on {settings.intake_topic} in 10 minutes"
         )
-    rate = len(records) / (time.monotonic() - started)
-    console.print(f"full load: the intake took {len(records):,} messages at {rate:,.0f}/s")
-    return rate
+    assert intake_s is not None  # noqa: S101 - the loop leaves only once it is set
+    intake, pipeline = len(records) / intake_s, len(records) / (time.monotonic() - started)
+    console.print(
+        f"full load: {len(records):,} messages through the intake at {intake:,.0f}/s, "
+        f"through every read model at {pipeline:,.0f}/s"
+    )
+    return intake, pipeline
 
 
 def _steady(
@@ -531,14 +548,12 @@ def run_latency_bench(
                 raise LedgerError(f"{error}; the workers' logs are in {logs}") from error
             console.print(f"workers up ({', '.join(n for n, _ in ROLES)}); catalog stored")
             burst_records = _learner_messages(settings.intake_topic, burst, learners, seed=1)
-            max_rate = _burst(own, burst_records, console)
-            if not wait_settled(own, time.monotonic() + 600):
-                raise LedgerError("the pipeline did not catch up with the burst in 10 minutes")
+            max_rate, pipeline_rate = _burst(own, burst_records, console)
             baselines = [
                 kafka_round_trip(own.services.kafka_bootstrap, f"{prefix}probe", BASELINE_SAMPLES),
                 postgres_commit(own.services, BASELINE_SAMPLES),
             ]
-            steady_rate = rate or max_rate / 2
+            steady_rate = rate or pipeline_rate / 2
             wanted = int(steady_rate * seconds) + 1
             steady_records = _learner_messages(
                 settings.intake_topic, wanted, max(learners, wanted // 6), seed=2
@@ -560,6 +575,7 @@ def run_latency_bench(
     done = [s for s in samples if s.visible is not None]
     figures = LatencyFigures(
         max_rate,
+        pipeline_rate,
         len(burst_records),
         steady_rate,
         seconds,
@@ -589,7 +605,8 @@ def print_latency(console: Console, figures: LatencyFigures) -> None:
     table = Table(
         title=(
             f"ledger bench latency: {figures.rate:,.0f} messages/s for {figures.seconds:.0f} s "
-            f"(intake maximum {figures.max_rate:,.0f}/s), ms"
+            f"(half the pipeline's maximum {figures.pipeline_rate:,.0f}/s; the intake's alone "
+            f"{figures.max_rate:,.0f}/s), ms"
         )
     )
     for column in ("hop", "samples", "p50", "p90", "p99", "max"):

@@ -90,7 +90,9 @@ def bench_latency(
     seconds: Annotated[float, typer.Option(min=5, help="Seconds of steady load.")] = 30.0,
     rate: Annotated[
         float | None,
-        typer.Option(min=1, help="Messages/s of the steady load (default: half the maximum)."),
+        typer.Option(
+            min=1, help="Messages/s of the steady load (default: half the pipeline's maximum)."
+        ),
     ] = None,
     burst: Annotated[
         int,
@@ -102,8 +104,8 @@ def bench_latency(
         bool, typer.Option("--json", help="The figures as one JSON document.")
     ] = False,
 ) -> None:
-    """Publish-to-read-model latency, hop by hop, at a steady load (half the intake's maximum,
-    measured first), beside a raw Kafka round trip and a raw PostgreSQL commit, same run."""
+    """Publish-to-read-model latency, hop by hop, at a steady load (half the pipeline's
+    maximum, measured first), beside a raw Kafka round trip and a raw PostgreSQL commit."""
     import json  # noqa: PLC0415
     import sys  # noqa: PLC0415
 

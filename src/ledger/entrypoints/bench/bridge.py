@@ -26,9 +26,10 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
     Figure,
     Scratch,
+    intake_rate,
     median,
+    processes_label,
     raw_kafka,
-    run_worker_processes,
     scratch,
 )
 from ledger.entrypoints.bench.intake import ledger_intake
@@ -145,23 +146,9 @@ def _catalog(topic: str) -> OutRecord:
 
 
 def _bridge(own: Scratch, processes: int, progress: Any, topic: str, expected: int) -> Figure:
-    ledger = bootstrap.open_ledger(own.services)
-    recorder = ledger.ledger_recorder
-    try:
-        elapsed, done = run_worker_processes(
-            own,
-            "bridge",
-            processes,
-            lambda: sum(recorder.intake_positions(topic).values()),
-            expected,
-            progress,
-        )
-    finally:
-        ledger.close()
-    label = "process" if processes == 1 else "processes"
-    return Figure(
-        f"ledger bridge, {processes} {label} (Open edX messages)", done / elapsed, elapsed, done
-    )
+    elapsed, done = intake_rate(own, "bridge", processes, topic, expected, progress)
+    name = f"ledger bridge, {processes_label(processes)} (Open edX messages)"
+    return Figure(name, done / elapsed, elapsed, done)
 
 
 def _advance(bar: Any, task: Any) -> Callable[[int], None]:

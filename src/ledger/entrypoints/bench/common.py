@@ -250,6 +250,36 @@ def run_worker_processes(
     return finished - min(firsts), done
 
 
+def intake_rate(
+    own: Scratch,
+    kind: str,
+    processes: int,
+    topic: str,
+    expected: int,
+    progress: Callable[[int], None],
+) -> tuple[float, int]:
+    """`run_worker_processes` for a worker that commits its progress as intake positions of
+    `topic` (the intake, a bridge): seconds and records handled."""
+    ledger = bootstrap.open_ledger(own.services)
+    recorder = ledger.ledger_recorder
+    try:
+        return run_worker_processes(
+            own,
+            kind,
+            processes,
+            lambda: sum(recorder.intake_positions(topic).values()),
+            expected,
+            progress,
+        )
+    finally:
+        ledger.close()
+
+
+def processes_label(processes: int) -> str:
+    """ "1 process", "2 processes": how a figure's name says how many ran."""
+    return f"{processes} {'process' if processes == 1 else 'processes'}"
+
+
 @contextmanager
 def scratch(settings: Settings, services: Services, topic_prefix: str) -> Iterator[Scratch]:
     """A database of its own (created now, tables made, dropped after use), and topic names

@@ -30,10 +30,11 @@ from ledger.entrypoints.bench.common import (
     T0,
     Figure,
     Scratch,
+    intake_rate,
     median,
     per_process_count,
+    processes_label,
     raw_kafka,
-    run_worker_processes,
     scratch,
 )
 from ledger.entrypoints.bootstrap import eventsourcing_env
@@ -169,22 +170,11 @@ def ledger_intake(
 ) -> Figure:
     """The real intake worker in `processes` processes, from the first poll that returned
     records to the commit of the last one (seen in the intake positions in PostgreSQL)."""
-    ledger = bootstrap.open_ledger(scratch.services)
-    recorder = ledger.ledger_recorder
-    topic = scratch.settings.intake_topic
-    try:
-        elapsed, done = run_worker_processes(
-            scratch,
-            "intake",
-            processes,
-            lambda: sum(recorder.intake_positions(topic).values()),
-            expected,
-            progress,
-        )
-    finally:
-        ledger.close()
-    label = "process" if processes == 1 else "processes"
-    return Figure(f"ledger intake, {processes} {label} (commands)", done / elapsed, elapsed, done)
+    elapsed, done = intake_rate(
+        scratch, "intake", processes, scratch.settings.intake_topic, expected, progress
+    )
+    name = f"ledger intake, {processes_label(processes)} (commands)"
+    return Figure(name, done / elapsed, elapsed, done)
 
 
 def run_intake_bench(

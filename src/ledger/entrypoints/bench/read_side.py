@@ -49,6 +49,7 @@ from ledger.entrypoints.bench.common import (
     median,
     per_process_count,
     print_figures,
+    processes_label,
     raw_kafka,
     read_models,
     run_worker_processes,
@@ -251,10 +252,10 @@ def ledger_projections(
         )
     if behind:
         raise LedgerError(f"the offsets reached the end, yet `projection_lag` says {behind} behind")
-    label = "process" if processes == 1 else "processes"
     credentials = "with credentials" if kind == PROJECTIONS else "without credentials"
     return Figure(
-        f"ledger projections, {len(models)} read models ({credentials}), {processes} {label}",
+        f"ledger projections, {len(models)} read models ({credentials}), "
+        f"{processes_label(processes)}",
         total / elapsed,
         elapsed,
         total,

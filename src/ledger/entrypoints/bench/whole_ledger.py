@@ -23,7 +23,7 @@ from rich.console import Console
 from ledger.audit.verify import verify
 from ledger.broker import Producer, end_offsets
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Figure, raw_kafka, scratch
+from ledger.entrypoints.bench.common import Figure, processes_label, raw_kafka, scratch
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.chaos.matrix import Stages, wait_settled
 from ledger.entrypoints.runner import Pipeline
@@ -98,8 +98,7 @@ def _rebuild(settings: Settings, where: Services, processes: int) -> Figure:
         for result in results:
             generations.drop(conn, result.generation)
     records = results[0].records
-    label = "process" if processes == 1 else "processes"
-    name = f"projections rebuild, {len(READ_MODELS)} read models, {processes} {label}"
+    name = f"projections rebuild, {len(READ_MODELS)} read models, {processes_label(processes)}"
     return Figure(name, records / seconds, seconds, records)
 
 
@@ -111,9 +110,8 @@ def _verify(settings: Settings, where: Services, processes: int) -> Figure:
         ledger.close()
     if not report.ok:
         raise LedgerError(f"audit verify found {len(report.mismatches)} mismatch(es)")
-    label = "process" if processes == 1 else "processes"
     return Figure(
-        f"audit verify, all three checks, {processes} {label}",
+        f"audit verify, all three checks, {processes_label(processes)}",
         report.events_per_second,
         report.seconds,
         report.events,

@@ -55,8 +55,8 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.chaos.load import wait_for_catalog
-from ledger.entrypoints.chaos.matrix import read_stages
 from ledger.entrypoints.chaos.processes import Workers
+from ledger.entrypoints.pipeline_stages import read_stages
 from ledger.errors import LedgerError
 from ledger.settings import Services, Settings
 from projections import generations

@@ -25,7 +25,7 @@ from ledger.broker import Producer, end_offsets
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Figure, processes_label, raw_kafka, scratch
 from ledger.entrypoints.bench.intake import bench_messages
-from ledger.entrypoints.chaos.matrix import Stages, wait_settled
+from ledger.entrypoints.pipeline_stages import Stages, wait_settled
 from ledger.entrypoints.runner import Pipeline
 from ledger.errors import LedgerError
 from ledger.settings import Services, Settings

@@ -45,15 +45,9 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch, scratch, staff_headers, worker_env
 from ledger.entrypoints.chaos.faults import STANDARD_ROLES
 from ledger.entrypoints.chaos.load import wait_for_catalog
-from ledger.entrypoints.chaos.matrix import (
-    API_PORT,
-    API_URL,
-    SETTLE_TIMEOUT_S,
-    Stages,
-    api_up,
-    wait_settled,
-)
+from ledger.entrypoints.chaos.matrix import API_PORT, API_URL, SETTLE_TIMEOUT_S, api_up
 from ledger.entrypoints.chaos.processes import Workers
+from ledger.entrypoints.pipeline_stages import Stages, wait_settled
 from ledger.settings import Services, Settings
 from projections.read_models.learner_progress import learner_progress
 

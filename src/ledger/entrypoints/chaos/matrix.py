@@ -23,18 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
-from ledger.broker import end_offsets
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
 from ledger.entrypoints.chaos import load as chaos_load
 from ledger.entrypoints.chaos.faults import NONE, Fault, Run, install_hold
 from ledger.entrypoints.chaos.processes import Workers
 from ledger.entrypoints.chaos.state import EndState, capture, compare
+from ledger.entrypoints.pipeline_stages import read_stages, wait_settled
 from ledger.errors import LedgerError
 from ledger.settings import Services, Settings
-from projections.status import projection_lag
 
 API_PORT = 8080
 API_URL = f"http://127.0.0.1:{API_PORT}"
@@ -75,66 +73,6 @@ class RunResult:
         )
 
 
-@dataclass
-class Stages:
-    """Where each stage stands, read from where each commits its position."""
-
-    intake_done: int
-    intake_end: int
-    relay_done: int
-    stored: int
-    rejections_relayed: int
-    rejections: int
-    projected: int
-    published: int
-    projections_behind: int
-
-    @property
-    def caught_up(self) -> bool:
-        return (
-            self.intake_done >= self.intake_end
-            and self.relay_done >= self.stored
-            and self.rejections_relayed >= self.rejections
-            and self.projections_behind == 0
-            and self.published > 0
-        )
-
-
-def read_stages(own: Scratch) -> Stages | None:
-    """The stages now, or None while a service does not answer (a fault is on)."""
-    settings, kafka = own.settings, own.services.kafka_bootstrap
-    try:
-        intake_end = sum(end_offsets(kafka, settings.intake_topic).values())
-        with bootstrap.connect(own.services, connect_timeout=3) as conn:
-            row = conn.execute(
-                "SELECT"
-                " (SELECT coalesce(sum(next_offset), 0) FROM ledger_intake_positions"
-                "  WHERE topic = %s),"
-                " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
-                "  WHERE stream = 'events'),"
-                " (SELECT coalesce(max(notification_id), 0) FROM ledger_events),"
-                " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
-                "  WHERE stream = 'rejections'),"
-                " (SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections)",
-                (settings.intake_topic,),
-            ).fetchone()
-            lags = projection_lag(conn, kafka, settings.events_topic)
-    except (LedgerError, psycopg.Error, OSError):
-        return None
-    assert row is not None  # noqa: S101 - a SELECT of five scalars always returns a row
-    return Stages(
-        int(row[0]),
-        intake_end,
-        int(row[1]),
-        int(row[2]),
-        int(row[3]),
-        int(row[4]),
-        sum(lag.done for lag in lags),
-        sum(lag.end for lag in lags),
-        sum(lag.behind for lag in lags),
-    )
-
-
 def measure_recovery(own: Scratch, lifted: float, deadline: float) -> float | None:
     """Seconds from `lifted` until each stage has handled what was before it then (see the
     module docstring); None if that did not happen before `deadline`."""
@@ -151,26 +89,6 @@ def measure_recovery(own: Scratch, lifted: float, deadline: float) -> float | No
                         return time.monotonic() - lifted
         time.sleep(0.1)
     return None
-
-
-def wait_settled(
-    own: Scratch,
-    deadline: float,
-    progress: Callable[[Stages], None] | None = None,
-    every_s: float = 10.0,
-) -> bool:
-    """Wait until every stage has caught up; `progress` hears where they stand every
-    `every_s` seconds (a fuzz run of 100,000 messages takes many minutes to drain)."""
-    next_report = time.monotonic() + every_s
-    while time.monotonic() < deadline:
-        stages = read_stages(own)
-        if stages is not None and stages.caught_up:
-            return True
-        if progress is not None and stages is not None and time.monotonic() >= next_report:
-            progress(stages)
-            next_report = time.monotonic() + every_s
-        time.sleep(0.2)
-    return False
 
 
 def api_up(url: str, timeout_s: float = 90.0) -> None:

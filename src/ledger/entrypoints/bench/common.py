@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
+import psycopg
 from kafka import KafkaConsumer
 from psycopg.conninfo import make_conninfo
 from rich.console import Console
@@ -31,7 +32,7 @@ from commands.intake import IntakeWorker
 from ledger import kafka_records
 from ledger.entrypoints import bootstrap
 from ledger.errors import LedgerError
-from ledger.logs import configure_logging
+from ledger.logs import configure_logging, get_logger
 from ledger.settings import Services, Settings
 from ledger.supervision import tune_garbage_collector
 from projections.catalog import READ_MODELS
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
     from bridges.openedx.worker import OpenEdxBridge
     from ledger.application import Ledger
+
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def read_models(kind: str) -> tuple[ReadModel, ...]:
 def _worker_child(
     scratch: Scratch,
     kind: str,
-    assigned: Queue[tuple[int, int]],
+    assigned: Queue[tuple[int, int, bool]],
     go: EventType,
     started: Queue[float],
     stop: EventType,
@@ -141,15 +145,15 @@ def _worker_child(
         )
     consumer = worker.consumer()
     consumer.hold()
-    held = -1
+    held: tuple[int, bool] | None = None
     first: float | None = None
     try:
         while not go.is_set() and not stop.is_set():
             worker.step()  # joins the group; the held consumer hands out no records
-            count = len(consumer.assignment())
-            if count != held:
-                held = count
-                assigned.put((os.getpid(), count))
+            now = (len(consumer.assignment()), consumer.group_is_stable())
+            if now != held:
+                held = now
+                assigned.put((os.getpid(), *now))
         consumer.release()
         while not stop.is_set():
             before = time.monotonic()
@@ -175,21 +179,37 @@ def _bridge(ledger: Ledger, settings: Settings, services: Services) -> OpenEdxBr
 
 
 def _wait_for_group(
-    assigned: Queue[tuple[int, int]], processes: int, partitions: int, timeout_s: float = 120.0
+    assigned: Queue[tuple[int, int, bool]],
+    processes: int,
+    partitions: int,
+    timeout_s: float = 120.0,
 ) -> None:
-    """Until every process holds some partitions and together they hold them all."""
-    latest: dict[int, int] = {}
+    """Until every process holds some partitions, together they hold them all, and each
+    believes its group stable, with nothing changing for `GROUP_SETTLE_S`.
+
+    The broker may call a group stable while a member still has a rejoin to make: kafka-python
+    then spent about three seconds in the first poll after the start (a rejoin, its state
+    "rebalancing"), and that run measured at two thirds of its peers.
+    """
+    latest: dict[int, tuple[int, bool]] = {}
     deadline = time.monotonic() + timeout_s
+    settled_since: float | None = None
     while time.monotonic() < deadline:
         try:
-            pid, count = assigned.get(timeout=0.5)
+            pid, count, stable = assigned.get(timeout=0.1)
         except queue.Empty:
+            if settled_since is not None and time.monotonic() - settled_since >= GROUP_SETTLE_S:
+                return
             continue
-        latest[pid] = count
-        shared = len(latest) == processes and all(latest.values())
-        if shared and sum(latest.values()) == partitions:
-            return
+        latest[pid] = (count, stable)
+        shared = len(latest) == processes and all(c and s for c, s in latest.values())
+        whole = sum(c for c, _ in latest.values()) == partitions
+        settled_since = time.monotonic() if shared and whole else None
     raise LedgerError(f"the benchmark's {processes} processes did not share the partitions")
+
+
+#: How long a benchmark's group must stay as it is before the clock may start.
+GROUP_SETTLE_S = 1.0
 
 
 #: How often a benchmark asks how far its workers are: often enough to time a run of a few
@@ -209,7 +229,7 @@ def run_worker_processes(
     `done_so_far()` reaches `expected`; return the seconds from the first poll that returned
     records to then, and the count."""
     context = multiprocessing.get_context("spawn")
-    assigned: Queue[tuple[int, int]] = context.Queue()
+    assigned: Queue[tuple[int, int, bool]] = context.Queue()
     started: Queue[float] = context.Queue()
     go = context.Event()
     stop = context.Event()
@@ -299,6 +319,17 @@ def scratch(settings: Settings, services: Services, topic_prefix: str) -> Iterat
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def settle(services: Services) -> None:
+    """Write out what earlier runs left dirty (a checkpoint), so a measured run does not pay
+    for its predecessor's writes (the checkpoint that follows a big load falls in whichever run
+    comes next)."""
+    with bootstrap.connect(services) as conn:
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning("bench.no_checkpoint", reason="the database user may not CHECKPOINT")
+
+
 Measure = Callable[[Scratch, int, Callable[[int], None]], Figure]
 
 
@@ -315,6 +346,7 @@ def per_process_count(
     """`measure` once per process count in `runs`, each on a fresh database beside the topics
     named by `prefix`, with a progress bar up to `total`."""
     for count in runs:
+        settle(services)
         with (
             scratch(settings, services, prefix) as own,
             Progress(console=console, transient=True) as bar,

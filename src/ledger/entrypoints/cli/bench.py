@@ -52,8 +52,8 @@ def bench_intake(
 
 @bench_app.command("projections")
 def bench_projections(
-    events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 50_000,
-    learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 5_000,
+    events: Annotated[int, typer.Option(min=100, help="About this many events.")] = 200_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they belong to.")] = 20_000,
     repeat: Annotated[int, typer.Option(min=1, max=9, help="Runs; figures are medians.")] = 1,
     processes: BenchProcesses = None,
     interleaved: Annotated[
@@ -65,14 +65,14 @@ def bench_projections(
     ] = False,
 ) -> None:
     """Projection events/s beside kafka-python consuming and a raw batched upsert, same run."""
-    from ledger.entrypoints.bench.read_side import (  # noqa: PLC0415
+    from ledger.entrypoints.bench.projections import (  # noqa: PLC0415
         print_projections,
         run_projections_bench,
     )
 
     settings = quiet_settings()
     count = _processes(settings, processes)
-    figures = run_projections_bench(
+    result = run_projections_bench(
         settings,
         services(settings),
         events,
@@ -82,7 +82,7 @@ def bench_projections(
         out(),
         interleaved=interleaved,
     )
-    print_projections(out(), figures, learners, repeat)
+    print_projections(out(), result, learners, repeat)
 
 
 @bench_app.command("latency")
@@ -135,7 +135,7 @@ def bench_queries(
 ) -> None:
     """p50/p99 latency of the support queries (progress, eligibility, payments, certificate,
     retention), in SQL and through the API and the console, with many learners loaded."""
-    from ledger.entrypoints.bench.read_side import print_queries, run_queries_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.queries import print_queries, run_queries_bench  # noqa: PLC0415
 
     settings = quiet_settings()
     print_queries(out(), run_queries_bench(settings, services(settings), learners, samples, out()))

@@ -1,0 +1,89 @@
+"""Events as the relay publishes them, made without the intake and the relay.
+
+The benchmarks of the read side get realistic events this way: the inbound messages are decided
+by the real handlers on an in-memory event store, and every stored event becomes the record the
+relay would publish. What is measured is therefore fed exactly what production feeds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from commands.cloudevents import RejectionError, parse
+from commands.handlers import handle
+from ledger.application import Ledger
+from ledger.broker import OutRecord, Producer
+from ledger.errors import LedgerError
+from ledger.outbound import relayed_in_order, subject_of, to_record
+from ledger.relay import PAGE
+
+#: Messages decided per in-memory session; the intake decides batches of this order too.
+SESSION_BATCH = 500
+#: Records per transaction when filling read models, and rows per raw upsert: the projection
+#: worker's default batch, so the baseline writes the way the worker does.
+WORKER_BATCH = 2000
+
+
+def _page_notifications(ledger: Ledger) -> list[Any]:
+    """Every stored event, in notification order (paged: the log is read like the relay does)."""
+    events: list[Any] = []
+    start = 1
+    while True:
+        page = ledger.recorder.select_notifications(start=start, limit=10_000)
+        if not page:
+            return events
+        events.extend(ledger.mapper.to_domain_event(n) for n in page)
+        start = page[-1].id + 1
+
+
+def ledger_event_records(
+    inbound: Sequence[OutRecord], topic: str, advance: Callable[[int], None]
+) -> list[OutRecord]:
+    """The records the relay would publish to `topic` once the intake had decided `inbound`.
+
+    The messages are decided by the real handlers, in sessions of a few hundred as the intake
+    decides them, on an in-memory event store; a message the intake would reject makes no event
+    and is skipped. Each stored event then becomes `outbound.to_record`, under the subject the
+    relay gives it: the natural id named by its aggregate's first event.
+    """
+    ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        for start in range(0, len(inbound), SESSION_BATCH):
+            chunk = inbound[start : start + SESSION_BATCH]
+            with ledger.session() as session:
+                for record in chunk:
+                    try:
+                        handle(session, parse(record.value, record.headers))
+                    except (RejectionError, LedgerError):
+                        continue
+            advance(len(chunk))
+        events = _page_notifications(ledger)
+    finally:
+        ledger.close()
+    subjects: dict[UUID, str] = {}
+    records = []
+    for event in events:
+        if event.originator_version == 1:
+            subjects[event.originator_id] = subject_of(event)
+        records.append(to_record(topic, event, subjects[event.originator_id]))
+    return relayed_in_order(records, PAGE)
+
+
+def messages_for(events: int, learners: int) -> int:
+    """Inbound messages of `bench_messages` that make about `events` events for `learners`.
+
+    In that mix a learner's first message also registers them (two events) and every other
+    message makes one event, so a learner with m messages has about m + 1 events.
+    """
+    per_learner = max(3, round(events / learners) - 1)
+    return learners * per_learner
+
+
+def publish(bootstrap: str, records: Sequence[OutRecord]) -> None:
+    producer = Producer(bootstrap, client_id="ledger-bench")
+    try:
+        producer.send_all(records, timeout_s=300)
+    finally:
+        producer.close()

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from ledger.entrypoints.bench.common import Latency, Scratch, latency_of, worker_env
+from ledger.entrypoints.bench.worker_memory import ProcessMemory, peak_resident_mb
 from ledger.entrypoints.staff import tokens
 from ledger.entrypoints.staff.roles import Role
 from ledger.errors import LedgerError
@@ -42,8 +43,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def api_serving(own: Scratch) -> Iterator[str]:
-    """`ledger run api` on the run's database, on a free port; its base URL."""
+def api_serving(own: Scratch) -> Iterator[tuple[str, int]]:
+    """`ledger run api` on the run's database, on a free port; its base URL and process id."""
     port = _free_port()
     env = {**worker_env(own, port), "LEDGER_PUBLIC_RATE_LIMIT": "1000000/minute"}
     with tempfile.NamedTemporaryFile(prefix="ledger-bench-api-", suffix=".log") as log:
@@ -56,7 +57,7 @@ def api_serving(own: Scratch) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_up(base, process, Path(log.name))
-            yield base
+            yield base, process.pid
         finally:
             process.terminate()
             process.wait(30)
@@ -83,16 +84,16 @@ def time_http(
     codes: list[str],
     samples: int,
     advance: Callable[[int], None],
-) -> list[Latency]:
+) -> tuple[list[Latency], ProcessMemory]:
     """Each route `samples` times over random existing ids, interleaved, on kept-alive
-    connections (one for the API, one for the console)."""
+    connections (one for the API, one for the console); and the API's peak resident size."""
     rng = random.Random(13)  # noqa: S311 - picking samples, not a secret
     import psycopg  # noqa: PLC0415
 
     with psycopg.connect(own.services.database_url, autocommit=True) as conn:
         secret = tokens.issue(conn, "bench", frozenset(Role), None).secret
     with (
-        api_serving(own) as base,
+        api_serving(own) as (base, pid),
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}) as api,
         httpx.Client(base_url=base) as console,
     ):
@@ -146,4 +147,7 @@ def time_http(
                 ask(client, chosen)
                 timings[name].append(time.perf_counter() - started)
             advance(1)
-    return [latency_of(name, timings[name], routes[name][2]) for name in routes]
+        memory = ProcessMemory(
+            "ledger run api", peak_resident_mb(pid), f"answered {len(routes) * samples:,} requests"
+        )
+    return [latency_of(name, timings[name], routes[name][2]) for name in routes], memory

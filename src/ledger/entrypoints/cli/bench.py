@@ -132,13 +132,20 @@ def bench_latency(
 def bench_queries(
     learners: Annotated[int, typer.Option(min=100, help="Learners loaded.")] = 100_000,
     samples: Annotated[int, typer.Option(min=10, help="Timed calls per query.")] = 2_000,
+    explain: Annotated[
+        bool, typer.Option(help="Print each query's plan (EXPLAIN ANALYZE) on that population.")
+    ] = False,
 ) -> None:
     """p50/p99 latency of the support queries (progress, eligibility, payments, certificate,
-    retention), in SQL and through the API and the console, with many learners loaded."""
+    retention), in SQL and through the API and the console, with many learners loaded; the
+    peak memory of the API and of the projection worker over that population."""
     from ledger.entrypoints.bench.queries import print_queries, run_queries_bench  # noqa: PLC0415
 
     settings = quiet_settings()
-    print_queries(out(), run_queries_bench(settings, services(settings), learners, samples, out()))
+    result = run_queries_bench(
+        settings, services(settings), learners, samples, out(), explain=explain
+    )
+    print_queries(out(), result)
 
 
 @bench_app.command("audit")

@@ -4,6 +4,7 @@ plain Python) in the same run, in a database and topics of its own."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -237,4 +238,104 @@ def bench_bridge(
     out().print(
         f"bridge at least half the intake's rate: {verdict} ({bridge.per_second:,.0f} Open edX "
         f"messages/s, {ratio:.0%} of the intake's {intake.per_second:,.0f} commands/s)"
+    )
+
+
+@bench_app.command("all")
+def bench_all(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write every measure to this JSON file.")
+    ] = None,
+    learners: Annotated[
+        int, typer.Option(min=100, help="Learners loaded for the support queries.")
+    ] = 100_000,
+    repeat: Annotated[int, typer.Option(min=1, max=9, help="Rounds of the rate benchmarks.")] = 1,
+    processes: BenchProcesses = None,
+) -> None:
+    """Every benchmark in one run (command start, support queries, intake, projections, the
+    Open edX bridge if its extra is installed, latency, verify and rebuild): one table of each
+    figure beside its raw baseline from the same run, and the ratio; `--json` keeps it for
+    `ledger bench compare`."""
+    import importlib.util  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from ledger.entrypoints.bench import summary  # noqa: PLC0415
+    from ledger.entrypoints.bench.bridge import run_bridge_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.cli_start import run_cli_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.intake import run_intake_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.latency import run_latency_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.projections import run_projections_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.queries import run_queries_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.whole_ledger import run_verify_bench  # noqa: PLC0415
+
+    settings = quiet_settings()
+    found = services(settings)
+    count = _processes(settings, processes)
+    console = out()
+    started = time.perf_counter()
+    measures: list[summary.Measure] = []
+
+    def part(name: str) -> None:
+        console.rule(f"{name} ({time.perf_counter() - started:,.0f} s in)")
+
+    part("command start")
+    measures += summary.from_cli(run_cli_bench(found, 10, console)[0])
+    part("support queries")
+    measures += summary.from_queries(run_queries_bench(settings, found, learners, 2_000, console))
+    part("intake")
+    intake = run_intake_bench(settings, found, 50_000, 5_000, repeat, count, console)
+    measures += summary.from_figures("intake", intake, 2)
+    part("projections")
+    measures += summary.from_projections(
+        run_projections_bench(settings, found, 200_000, 20_000, repeat, count, console)
+    )
+    if importlib.util.find_spec("openedx_events") is not None:
+        part("Open edX bridge")
+        bridge = run_bridge_bench(settings, found, 2_000, repeat, count, console)
+        measures += summary.from_figures("bridge", bridge, 1)
+    else:
+        console.print("the Open edX bridge is not measured: the [openedx] extra is not installed")
+    part("latency")
+    measures += summary.from_latency(
+        run_latency_bench(
+            settings,
+            found,
+            seconds=30.0,
+            rate=None,
+            burst=20_000,
+            learners=4_000,
+            every=10,
+            console=console,
+        )
+    )
+    part("verify and rebuild")
+    whole = run_verify_bench(settings, found, 100_000, 10_000, count, console)
+    measures += summary.from_figures("verify", whole, 1)
+    seconds = time.perf_counter() - started
+    summary.print_measures(
+        console, measures, f"ledger bench all: {len(measures)} measures in {seconds / 60:.1f} min"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(summary.document(measures, seconds), indent=2) + "\n")
+        console.print(f"written to {json_path}")
+
+
+@bench_app.command("compare")
+def bench_compare(
+    before: Annotated[Path, typer.Argument(help="A run written by `ledger bench all --json`.")],
+    after: Annotated[Path, typer.Argument(help="A later run, to hold against it.")],
+) -> None:
+    """Two runs of `ledger bench all`, measure by measure: each figure in both, its change, and
+    whether that is better, worse, or within the noise of a shared two-core machine."""
+    from ledger.entrypoints.bench import summary  # noqa: PLC0415
+
+    a, measures_a = summary.read_document(before)
+    b, measures_b = summary.read_document(after)
+    summary.print_comparison(
+        out(),
+        measures_a,
+        measures_b,
+        f"A = {before.name} ({a.get('commit')}, {a.get('finished_at')}); "
+        f"B = {after.name} ({b.get('commit')}, {b.get('finished_at')})",
     )

@@ -6,12 +6,14 @@ is found (which index, how many rows, how many pages), on the population just lo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import psycopg
-from psycopg.abc import Params, QueryNoTemplate
+from psycopg import ClientCursor
+from psycopg.abc import Params
 from psycopg.sql import SQL, Composable
 
 
@@ -27,49 +29,53 @@ class Plan:
 Noted = list[tuple[str, "Params | None"]]
 
 
-def _noting(noted: Noted) -> type[psycopg.Cursor[Any]]:
-    """A cursor class that appends each statement it executes (text, parameters) to `noted`."""
+@contextmanager
+def _noting(noted: Noted) -> Iterator[None]:
+    """Append every statement any cursor executes (text, parameters) to `noted` meanwhile.
 
-    class Noting(psycopg.Cursor[Any]):
-        def execute(  # type: ignore[override]
-            self,
-            query: QueryNoTemplate,
-            params: Params | None = None,
-            *,
-            prepare: bool | None = None,
-            binary: bool | None = None,
-        ) -> Self:
-            if isinstance(query, Composable):
-                text = query.as_string(self.connection)
-            elif isinstance(query, bytes):
-                text = query.decode()
-            else:
-                text = str(query)
-            noted.append((text, params))
-            return super().execute(query, params, prepare=prepare, binary=binary)
+    The class's method is wrapped, not a connection's cursor factory: some queries make their
+    own cursor (`learner_progress` sends its seven SELECTs at once through a `ClientCursor`).
+    """
+    original = psycopg.Cursor.execute
 
-    return Noting
+    def execute(self: psycopg.Cursor[Any], query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if isinstance(query, Composable):
+            text = query.as_string(self.connection)
+        elif isinstance(query, bytes):
+            text = query.decode()
+        else:
+            text = str(query)
+        noted.append((text, params))
+        return original(self, query, params, **kwargs)
+
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
 
 
 def explain(
     url: str, queries: Sequence[tuple[str, Callable[[psycopg.Connection[Any]], object]]]
 ) -> list[Plan]:
-    """The plan of every SELECT each query sends, in the order sent."""
+    """The plan of every SELECT each query sends, in the order sent (a multi-statement query
+    one statement at a time)."""
     plans: list[Plan] = []
     with psycopg.connect(url, autocommit=True) as conn:
         for name, ask in queries:
             noted: Noted = []
-            conn.cursor_factory = _noting(noted)
-            try:
+            with _noting(noted):
                 ask(conn)
-            finally:
-                conn.cursor_factory = psycopg.Cursor
             for text, params in noted:
-                if not text.lstrip().upper().startswith("SELECT"):
-                    continue
-                explained = SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF) {}").format(
-                    SQL(text)  # our own statement, noted above
-                )
-                rows = conn.execute(explained, params).fetchall()
-                plans.append(Plan(name, " ".join(text.split()), "\n".join(r[0] for r in rows)))
+                for statement in text.split("; "):
+                    if not statement.lstrip().upper().startswith("SELECT"):
+                        continue
+                    explained = SQL(
+                        "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF) {}"
+                    ).format(SQL(statement))  # our own statement, noted above
+                    with ClientCursor(conn) as cur:
+                        rows = cur.execute(explained, params).fetchall()
+                    plans.append(
+                        Plan(name, " ".join(statement.split()), "\n".join(r[0] for r in rows))
+                    )
     return plans

@@ -13,11 +13,13 @@ import os
 import queue
 import secrets
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -58,6 +60,10 @@ class Scratch:
 
     settings: Settings
     services: Services
+    #: The level the benchmark's worker processes log at: warning (the default) leaves the
+    #: per-message lines out of what is measured; info measures them as production writes
+    #: them (rendered as JSON, written to /dev/null).
+    worker_log_level: str = "warning"
 
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -130,7 +136,11 @@ def _worker_child(
     the group and hand out nothing (reporting how many partitions it holds) until `go`; then
     report when it first handled records, and run until told to stop."""
     settings, services = scratch.settings, scratch.services
-    configure_logging(settings.log_format, "warning")
+    if scratch.worker_log_level != "warning":
+        sys.stderr = Path(os.devnull).open("w")  # noqa: SIM115 - the stream until the end
+        configure_logging("json", scratch.worker_log_level)
+    else:
+        configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
     kafka = services.kafka_bootstrap
     ledger = bootstrap.open_ledger(services) if kind in ("intake", "bridge") else None
@@ -301,7 +311,9 @@ def processes_label(processes: int) -> str:
 
 
 @contextmanager
-def scratch(settings: Settings, services: Services, topic_prefix: str) -> Iterator[Scratch]:
+def scratch(
+    settings: Settings, services: Services, topic_prefix: str, worker_log_level: str = "warning"
+) -> Iterator[Scratch]:
     """A database of its own (created now, tables made, dropped after use), and topic names
     under `topic_prefix` (created by whoever publishes to them)."""
     database = f"ledger_bench_{secrets.token_hex(3)}"
@@ -311,6 +323,7 @@ def scratch(settings: Settings, services: Services, topic_prefix: str) -> Iterat
         own = Scratch(
             settings.model_copy(update={"topic_prefix": topic_prefix}),
             services.with_database(make_conninfo(services.database_url, dbname=database)),
+            worker_log_level,
         )
         bootstrap.prepare_database(own.services)
         yield own
@@ -342,13 +355,14 @@ def per_process_count(
     label: str,
     measure: Measure,
     console: Console,
+    worker_log_level: str = "warning",
 ) -> Iterator[tuple[int, Figure]]:
     """`measure` once per process count in `runs`, each on a fresh database beside the topics
     named by `prefix`, with a progress bar up to `total`."""
     for count in runs:
         settle(services)
         with (
-            scratch(settings, services, prefix) as own,
+            scratch(settings, services, prefix, worker_log_level) as own,
             Progress(console=console, transient=True) as bar,
         ):
             task = bar.add_task(f"{label}, {count} process(es)", total=total)

@@ -1,11 +1,13 @@
-"""`ledger bench intake`: the intake's throughput beside raw Kafka and raw eventsourcing.
+"""`ledger bench intake`: the intake's throughput beside raw Kafka and raw PostgreSQL.
 
-All three are measured in the same run on the same machine, so the ratios mean something even
-on a noisy two-core box: kafka-python consuming the same messages and doing nothing with them
-(the ceiling Kafka sets), eventsourcing saving the same number of events in batches with no
-Kafka (the ceiling the event store sets), and the real intake worker from its first consumed
-record to its last commit. Each figure is the median of `--repeat` runs. The benchmark works in
-a database and topics of its own, created for the run and dropped after it.
+All are measured in the same run on the same machine, so the ratios mean something even on a
+noisy two-core box: kafka-python consuming the same messages and doing nothing with them (the
+ceiling Kafka sets); the events the intake makes of them (decided in memory beforehand) inserted
+in batches into a plain table shaped like the event store's (the ceiling PostgreSQL sets);
+eventsourcing saving as many events in batches, with no Kafka (what the library costs on top);
+and the real intake worker from its first consumed record to its last commit. Each figure is
+the median of `--repeat` runs. The benchmark works in a database and topics of its own, created
+for the run and dropped after it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from rich.console import Console
@@ -37,6 +40,7 @@ from ledger.entrypoints.bench.common import (
     raw_kafka,
     scratch,
 )
+from ledger.entrypoints.bench.ledger_events import decided_events
 from ledger.entrypoints.bootstrap import eventsourcing_env
 from ledger.settings import Services, Settings
 
@@ -165,6 +169,43 @@ def raw_eventsourcing(url: str, events: int, batch: int) -> Figure:
     return Figure("eventsourcing save, batched", saved / elapsed, elapsed, saved)
 
 
+def raw_insert(url: str, events: Sequence[Any], batch: int) -> Figure:
+    """Insert the stored form of `events` (originator, version, topic, state bytes) into a
+    plain table shaped like the event store's, `batch` rows per transaction, one
+    `INSERT ... SELECT FROM unnest(...)` each: what PostgreSQL allows for writing exactly what
+    the intake writes, without deciding, deduping, locking or bookkeeping. The parameters are
+    built before the clock starts."""
+    rows = [(e.originator_id, e.originator_version, e.topic, bytes(e.state)) for e in events]
+    batches = [
+        [list(column) for column in zip(*rows[start : start + batch], strict=True)]
+        for start in range(0, len(rows), batch)
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE raw_insert_events (notification_id bigserial,"
+            " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
+            " topic text NOT NULL, state bytea NOT NULL,"
+            " PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.execute("CREATE UNIQUE INDEX ON raw_insert_events (notification_id)")
+        try:
+            started = time.perf_counter()
+            for params in batches:
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO raw_insert_events (originator_id, originator_version, topic,"
+                        " state) SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[],"
+                        " %b::bytea[])",
+                        params,
+                    )
+            elapsed = time.perf_counter() - started
+        finally:
+            conn.execute("DROP TABLE raw_insert_events")
+    return Figure(
+        "postgres unnest insert of the events, batched", len(rows) / elapsed, elapsed, len(rows)
+    )
+
+
 def ledger_intake(
     scratch: Scratch, processes: int, progress: Callable[[int], None], expected: int
 ) -> Figure:
@@ -177,6 +218,10 @@ def ledger_intake(
     return Figure(name, done / elapsed, elapsed, done)
 
 
+#: The commands/s the intake is asked to reach on the two-core reference machine.
+INTAKE_TARGET = 10_000
+
+
 def run_intake_bench(
     base: Settings,
     services: Services,
@@ -185,12 +230,15 @@ def run_intake_bench(
     repeat: int,
     processes: int,
     console: Console,
+    worker_log_level: str = "warning",
 ) -> list[Figure]:
-    """Each round: publish to fresh topics, then measure Kafka, eventsourcing and the intake
-    (one process, then `processes`), each intake run on a fresh database."""
+    """Each round: publish to fresh topics, then measure Kafka, PostgreSQL, eventsourcing and
+    the intake (one process, then `processes`), each intake run on a fresh database; the
+    workers log at `worker_log_level` (`Scratch.worker_log_level`)."""
     kafka = services.kafka_bootstrap
     figures: dict[str, list[Figure]] = {}
     runs = sorted({1, processes})
+    stored: list[Any] | None = None
     for round_number in range(1, repeat + 1):
         prefix = f"bench-{secrets.token_hex(3)}."
         with scratch(base, services, prefix) as own:
@@ -214,6 +262,12 @@ def run_intake_bench(
             figures.setdefault("es", []).append(
                 raw_eventsourcing(own.services.database_url, len(records), 500)
             )
+            if stored is None:
+                with console.status("deciding the messages in memory, for the raw inserts"):
+                    stored = decided_events(records, lambda n: None, stored=True)
+            figures.setdefault("pg", []).append(
+                raw_insert(own.services.database_url, stored, settings.intake_batch)
+            )
         for count, figure in per_process_count(
             base,
             services,
@@ -223,6 +277,8 @@ def run_intake_bench(
             "ledger intake",
             partial(ledger_intake, expected=len(records)),
             console,
+            worker_log_level,
         ):
             figures.setdefault(f"intake{count}", []).append(figure)
-    return [median(figures[k]) for k in ("kafka", "es", *(f"intake{n}" for n in runs))]
+    baselines = ("kafka", "pg", "es")
+    return [median(figures[k]) for k in (*baselines, *(f"intake{n}" for n in runs))]

@@ -27,27 +27,25 @@ WORKER_BATCH = 2000
 
 
 def _page_notifications(ledger: Ledger) -> list[Any]:
-    """Every stored event, in notification order (paged: the log is read like the relay does)."""
-    events: list[Any] = []
+    """Every stored event as stored, in notification order (paged, as the relay reads)."""
+    found: list[Any] = []
     start = 1
     while True:
         page = ledger.recorder.select_notifications(start=start, limit=10_000)
         if not page:
-            return events
-        events.extend(ledger.mapper.to_domain_event(n) for n in page)
+            return found
+        found.extend(page)
         start = page[-1].id + 1
 
 
-def ledger_event_records(
-    inbound: Sequence[OutRecord], topic: str, advance: Callable[[int], None]
-) -> list[OutRecord]:
-    """The records the relay would publish to `topic` once the intake had decided `inbound`.
-
-    The messages are decided by the real handlers, in sessions of a few hundred as the intake
-    decides them, on an in-memory event store; a message the intake would reject makes no event
-    and is skipped. Each stored event then becomes `outbound.to_record`, under the subject the
-    relay gives it: the natural id named by its aggregate's first event.
-    """
+def decided_events(
+    inbound: Sequence[OutRecord], advance: Callable[[int], None], *, stored: bool = False
+) -> list[Any]:
+    """The events the intake would have made of `inbound`, in notification order: each message
+    decided by the real handlers, in sessions of a few hundred as the intake decides them, on
+    an in-memory event store; a message the intake would reject makes no event and is skipped.
+    Domain events, or with `stored` the notifications as the event store keeps them (id,
+    originator, version, topic, state bytes)."""
     ledger = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     try:
         for start in range(0, len(inbound), SESSION_BATCH):
@@ -59,9 +57,21 @@ def ledger_event_records(
                     except (RejectionError, LedgerError):
                         continue
             advance(len(chunk))
-        events = _page_notifications(ledger)
+        notifications = _page_notifications(ledger)
+        if stored:
+            return notifications
+        return [ledger.mapper.to_domain_event(n) for n in notifications]
     finally:
         ledger.close()
+
+
+def ledger_event_records(
+    inbound: Sequence[OutRecord], topic: str, advance: Callable[[int], None]
+) -> list[OutRecord]:
+    """The records the relay would publish to `topic` once the intake had decided `inbound`
+    (`decided_events`): each stored event becomes `outbound.to_record`, under the subject the
+    relay gives it, the natural id named by its aggregate's first event."""
+    events = decided_events(inbound, advance)
     subjects: dict[UUID, str] = {}
     records = []
     for event in events:

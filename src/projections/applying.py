@@ -147,6 +147,20 @@ def apply_batch(
     if admissions is None:
         admissions = Admissions(batch)
     new, seen = admissions.of(positions.load_seen(cur, schema))
+    applied = apply_in_memory(cur, model, schema, new, state)
+    write_back(cur, schema, state, batch.next_offsets, seen, batch.malformed)
+    return applied
+
+
+def apply_in_memory(
+    cur: Cursor[tuple[Any, ...]],
+    model: ReadModel,
+    schema: str,
+    new: Sequence[LedgerEvent],
+    state: ModelState,
+) -> set[tuple[str, int]]:
+    """Apply `new` events to the rows `state` holds, loading those of learners (and
+    specializations) it does not hold yet; nothing is written. Their identities."""
     handlers = model.handlers
     fresh = [e for e in new if e.kind in handlers]
     if fresh:
@@ -155,11 +169,23 @@ def apply_batch(
         apply = model.apply
         for event in fresh:
             apply(rows, event)
-        rows.flush(cur, schema)
-    positions.save(cur, schema, batch.next_offsets, seen)
-    for (topic, partition, offset), error in batch.malformed.items():
-        skipped.record(cur, schema, skipped.Skipped(topic, partition, offset, None, None, error))
     return {(e.aggregate_id, e.version) for e in fresh}
+
+
+def write_back(
+    cur: Cursor[tuple[Any, ...]],
+    schema: str,
+    state: ModelState,
+    next_offsets: dict[tuple[str, int], int],
+    seen: SeenByPartition,
+    malformed: dict[tuple[str, int, int], str],
+) -> None:
+    """Write what `state`'s rows changed since their last write, where each partition ends and
+    what has been seen of it, and the malformed records skipped: in the caller's transaction."""
+    state.rows.flush(cur, schema)
+    positions.save(cur, schema, next_offsets, seen)
+    for (topic, partition, offset), error in malformed.items():
+        skipped.record(cur, schema, skipped.Skipped(topic, partition, offset, None, None, error))
 
 
 def skip_batch(cur: Cursor[tuple[Any, ...]], schema: str, batch: Batch, error: str) -> None:

@@ -1,10 +1,11 @@
 """Rebuilding a read model from the start of `ledger.events`, beside the live one.
 
-The new generation is filled by the very code the live worker runs (`apply_batch`), reading
-every partition from offset 0 outside the consumer group. It is switched live only once it
-has reached the ends of all partitions as measured just before the switch, so a query sees
-either the old model or the whole new one. With `switch=False` the copy stays a scratch
-generation, for comparing with the live one (tests, `ledger audit verify`) and then dropping.
+The new generation is filled by the very code the live worker runs (`apply_in_memory`,
+`write_back`), reading every partition from offset 0 outside the consumer group. It is
+switched live only once it has reached the ends of all partitions as measured just before the
+switch, so a query sees either the old model or the whole new one. With `switch=False` the
+copy stays a scratch generation, for comparing with the live one (tests, `ledger audit
+verify`) and then dropping.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from ledger.broker import Consumer, Record, end_offsets
 from ledger.errors import LedgerError
 from ledger.logs import get_logger
 from projections import generations
-from projections.applying import Admissions, ModelState, apply_batch, read_batch
+from projections.applying import (
+    ModelState,
+    SeenByPartition,
+    apply_in_memory,
+    new_events,
+    read_batch,
+    write_back,
+)
 from projections.generations import Generation
 from projections.model import ReadModel
 
@@ -104,8 +112,8 @@ def rebuild_models(
     """Build a new generation of each of `models` in one pass over the topic.
 
     Each batch is read from Kafka and decoded once for all of them, what is new in it worked
-    out once (`Admissions`), and the rows each model has written kept between batches
-    (`ModelState`: the rebuild is the generation's only writer), in one transaction per batch.
+    out once, and the rows each model holds kept between batches (`ModelState`: the rebuild
+    is the generation's only writer), written every `WRITE_EVERY` records.
     Reading the topic once instead of once per model made `ledger audit verify`, which
     rebuilds every model, about three times faster.
 
@@ -167,6 +175,14 @@ def rebuild_models(
     return results
 
 
+#: Records a rebuild applies in memory between two writes. The live worker writes every batch
+#: (its readers wait for it); a rebuild is its generation's only writer and nobody reads it
+#: until the switch, so it writes each learner's rows once per window instead of once per
+#: batch that meets them: with traffic interleaved over months a learner is met in most
+#: batches. Memory stays bounded by `ModelState.LIMIT`: a full state is written out at once.
+WRITE_EVERY = 200_000
+
+
 def _fill(
     conn: psycopg.Connection[Any],
     consumer: Consumer,
@@ -177,12 +193,31 @@ def _fill(
     on_records: RecordsSeen | None,
 ) -> tuple[list[int], int]:
     """Apply `partitions` from their beginning to their end (measured again once reached) to
-    each model's tables in `schemas`; the events each applied, and the records read."""
+    each model's tables in `schemas`; the events each applied, and the records read.
+
+    Every generation here is new and fed the same records, so one account of what has been
+    seen serves them all (`positions.Seen`, kept in memory and written with the rows)."""
     states = [ModelState(model) for model in models]
     applied = [0] * len(models)
     records_read = 0
     done: dict[tuple[str, int], int] = dict.fromkeys(partitions, 0)
+    seen: SeenByPartition = {}
+    malformed: dict[tuple[str, int, int], str] = {}
+    unwritten = 0
     ends = consumer.end_offsets(partitions)
+
+    def write() -> None:
+        nonlocal unwritten
+        written = {p: o for p, o in done.items() if o}
+        with conn.transaction(), conn.cursor() as cur:
+            for state, schema in zip(states, schemas, strict=True):
+                write_back(cur, schema, state, written, seen, malformed)
+        malformed.clear()
+        unwritten = 0
+        for n, model in enumerate(models):
+            if states[n].full:
+                states[n] = ModelState(model)
+
     while True:
         if all(done[p] >= ends[p] for p in partitions):
             ends = consumer.end_offsets(partitions)  # caught up with what, now?
@@ -194,16 +229,19 @@ def _fill(
         if on_records is not None:
             on_records(records)
         batch = read_batch(records)
-        admissions = Admissions(batch)
-        with conn.transaction(), conn.cursor() as cur:
+        new = new_events(batch, seen)
+        with conn.cursor() as cur:
             for n, (model, schema) in enumerate(zip(models, schemas, strict=True)):
-                if states[n].full:
-                    states[n] = ModelState(model)
-                applied[n] += len(apply_batch(cur, model, schema, batch, states[n], admissions))
+                applied[n] += len(apply_in_memory(cur, model, schema, new, states[n]))
+        malformed.update(batch.malformed)
         records_read += len(records)
+        unwritten += len(records)
         done.update(batch.next_offsets)
+        if unwritten >= WRITE_EVERY or any(state.full for state in states):
+            write()
         if progress is not None:
             progress(sum(done.values()), sum(ends.values()))
+    write()
     return applied, records_read
 
 

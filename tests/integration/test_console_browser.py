@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -264,7 +265,11 @@ def heading(browser: WebDriver, expected: Callable[[str], bool]) -> str:
         found[:] = [e.text for e in b.find_elements(By.TAG_NAME, "h1")]
         return len(found) == 1 and expected(found[0])
 
-    WebDriverWait(browser, 30).until(arrived, f"the next page (h1 so far: {found})")
+    # The old page's h1 may be found and then replaced before its text is read (a stale
+    # element): the page is changing, which is what this waits for, so look again.
+    WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+        arrived, f"the next page (h1 so far: {found})"
+    )
     return found[0]
 
 

@@ -84,7 +84,7 @@ def from_projections(result: ProjectionsResult) -> list[Measure]:
     rows.append(
         Measure(
             "projections",
-            "with credentials / without, median of rounds",
+            "with credentials / without (medians)",
             result.credential_ratio * 100,
             "%",
             "higher",

@@ -152,6 +152,21 @@ def apply_batch(
     return applied
 
 
+#: The kinds of the catalog's events: their subject is a specialization id; every other event's
+#: is a learner id (`projections.events`).
+CATALOG_KINDS = "ledger.specialization."
+
+
+def scopes_of(events: Sequence[LedgerEvent]) -> dict[str, set[str]]:
+    """The rows `events` may reach, by scope column: the catalog's events reach their
+    specialization's rows, every other event its learner's."""
+    learners: set[str] = set()
+    specializations: set[str] = set()
+    for event in events:
+        (specializations if event.kind.startswith(CATALOG_KINDS) else learners).add(event.subject)
+    return {"learner_id": learners, "specialization_id": specializations}
+
+
 def apply_in_memory(
     cur: Cursor[tuple[Any, ...]],
     model: ReadModel,
@@ -165,7 +180,7 @@ def apply_in_memory(
     fresh = [e for e in new if e.kind in handlers]
     if fresh:
         rows = state.rows
-        rows.load(cur, schema, {e.subject for e in fresh})
+        rows.load(cur, schema, scopes_of(fresh))
         apply = model.apply
         for event in fresh:
             apply(rows, event)

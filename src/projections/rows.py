@@ -215,8 +215,8 @@ class Rows:
         self.counters = {c.name: c for c in counters}
         self._loaded = {name: _Loaded() for name in self.tables}
         self._deltas: dict[str, dict[Key, list[int]]] = {name: {} for name in self.counters}
-        #: Scope values (learner or specialization ids) whose rows are all loaded.
-        self._scopes: set[Any] = set()
+        #: (Scope column, value) pairs whose rows are all loaded.
+        self._scopes: set[tuple[str, Any]] = set()
 
     @property
     def scopes(self) -> int:
@@ -225,21 +225,34 @@ class Rows:
 
     # Loading and writing
 
-    def load(self, cur: Cur, schema: str, scope: Iterable[str]) -> None:
-        """Every row, of every table, whose scope column is one of `scope` (those loaded before
-        are kept as they are: they may hold this batch's changes)."""
-        wanted = sorted({s for s in scope if s not in self._scopes})
+    def load(self, cur: Cur, schema: str, scope: Mapping[str, Iterable[str]]) -> None:
+        """Every row, of every table, whose scope column holds one of the values given for that
+        column (`{"learner_id": [...], "specialization_id": [...]}`); tables whose scope column
+        is not given are not asked. Those loaded before are kept as they are: they may hold
+        this batch's changes.
+
+        By column, because a learner's events never reach the catalog's rows nor a catalog
+        event a learner's: asking the catalog tables for thousands of learner ids found
+        nothing, at a query a batch per such table."""
+        wanted: dict[str, list[str]] = {}
+        for column, values in scope.items():
+            fresh = sorted({(column, v) for v in values} - self._scopes)
+            if fresh:
+                self._scopes.update(fresh)
+                wanted[column] = [v for _, v in fresh]
         if not wanted:
             return
-        self._scopes.update(wanted)
         for table in self.tables.values():
-            cur.execute(_select(table, schema), (wanted,))
+            asked = wanted.get(table.scope)
+            if not asked:
+                continue
+            cur.execute(_select(table, schema), (asked,))
             names = table.column_names
             loaded = self._loaded[table.name]
             lists = table.list_columns
             scope_column = table.scope
-            for values in cur.fetchall():
-                row = dict(zip(names, values, strict=True))
+            for row_values in cur.fetchall():
+                row = dict(zip(names, row_values, strict=True))
                 for name in lists:
                     if isinstance(row[name], list):
                         row[name] = tuple(row[name])

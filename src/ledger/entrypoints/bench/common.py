@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import psycopg
@@ -330,6 +330,25 @@ def scratch(
     finally:
         with bootstrap.connect(services) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def time_batches(
+    url: str, table: str, ddl: Sequence[str], statement: str, batches: Sequence[Any]
+) -> float:
+    """The raw PostgreSQL baselines' clock: make `table` (`ddl`), run `statement` once per
+    batch of parameters, each in a transaction of its own, drop the table; the seconds the
+    batches took (the parameters are built before, by the caller)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql in ddl:
+            conn.execute(sql)
+        try:
+            started = time.perf_counter()
+            for params in batches:
+                with conn.transaction():
+                    conn.execute(statement, params)
+            return time.perf_counter() - started
+        finally:
+            conn.execute(f"DROP TABLE {table}")
 
 
 def settle(services: Services) -> None:

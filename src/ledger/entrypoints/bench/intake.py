@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from rich.console import Console
@@ -39,6 +38,7 @@ from ledger.entrypoints.bench.common import (
     processes_label,
     raw_kafka,
     scratch,
+    time_batches,
 )
 from ledger.entrypoints.bench.ledger_events import decided_events
 from ledger.entrypoints.bootstrap import eventsourcing_env
@@ -180,27 +180,20 @@ def raw_insert(url: str, events: Sequence[Any], batch: int) -> Figure:
         [list(column) for column in zip(*rows[start : start + batch], strict=True)]
         for start in range(0, len(rows), batch)
     ]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
+    elapsed = time_batches(
+        url,
+        "raw_insert_events",
+        (
             "CREATE TABLE raw_insert_events (notification_id bigserial,"
             " originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
             " topic text NOT NULL, state bytea NOT NULL,"
-            " PRIMARY KEY (originator_id, originator_version))"
-        )
-        conn.execute("CREATE UNIQUE INDEX ON raw_insert_events (notification_id)")
-        try:
-            started = time.perf_counter()
-            for params in batches:
-                with conn.transaction():
-                    conn.execute(
-                        "INSERT INTO raw_insert_events (originator_id, originator_version, topic,"
-                        " state) SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[],"
-                        " %b::bytea[])",
-                        params,
-                    )
-            elapsed = time.perf_counter() - started
-        finally:
-            conn.execute("DROP TABLE raw_insert_events")
+            " PRIMARY KEY (originator_id, originator_version))",
+            "CREATE UNIQUE INDEX ON raw_insert_events (notification_id)",
+        ),
+        "INSERT INTO raw_insert_events (originator_id, originator_version, topic, state)"
+        " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])",
+        batches,
+    )
     return Figure(
         "postgres unnest insert of the events, batched", len(rows) / elapsed, elapsed, len(rows)
     )

@@ -167,13 +167,8 @@ def _learner_tables(schemas: dict[str, str]) -> list[tuple[str, RowsTable]]:
 def _rows_of(
     conn: psycopg.Connection[Any], schema: str, table: RowsTable, learner: str
 ) -> list[tuple[Any, ...]]:
-    query = SQL("SELECT {cols} FROM {s}.{t} WHERE {scope} = %s").format(
-        cols=SQL(", ").join(map(Identifier, table.column_names)),
-        s=Identifier(schema),
-        t=Identifier(table.name),
-        scope=Identifier(table.scope),
-    )
-    return conn.execute(query, (learner,)).fetchall()
+    """One learner's rows of `table`, by the query the worker loads rows with."""
+    return conn.execute(table.select_sql(schema), ([learner],)).fetchall()
 
 
 def _restored(row: tuple[Any, ...], renamed: frozenset[int], suffix: str) -> tuple[Any, ...]:

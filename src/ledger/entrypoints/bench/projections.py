@@ -12,7 +12,6 @@ credentials read model, for what issuing credentials costs. Each figure is the m
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from ledger.entrypoints.bench.common import (
     read_models,
     run_worker_processes,
     scratch,
+    time_batches,
 )
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.bench.ledger_events import (
@@ -80,26 +80,19 @@ def raw_upsert(url: str, rows: int, keys: int, batch: int = WORKER_BATCH) -> Fig
                 ["payment captured for ds-3, 49.00 USD"] * count,
             )
         )
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
+    elapsed = time_batches(
+        url,
+        "bench_upsert",
+        (
             "CREATE TABLE bench_upsert (learner_id text PRIMARY KEY, events bigint NOT NULL,"
-            " updated_at timestamptz NOT NULL, note text)"
-        )
-        try:
-            started = time.perf_counter()
-            for params in batches:
-                with conn.transaction():
-                    conn.execute(
-                        "INSERT INTO bench_upsert AS u (learner_id, events, updated_at, note)"
-                        " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::timestamptz[],"
-                        " %b::text[]) ON CONFLICT (learner_id) DO UPDATE SET"
-                        " events = u.events + EXCLUDED.events, updated_at = EXCLUDED.updated_at,"
-                        " note = EXCLUDED.note",
-                        params,
-                    )
-            elapsed = time.perf_counter() - started
-        finally:
-            conn.execute("DROP TABLE bench_upsert")
+            " updated_at timestamptz NOT NULL, note text)",
+        ),
+        "INSERT INTO bench_upsert AS u (learner_id, events, updated_at, note)"
+        " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::timestamptz[], %b::text[])"
+        " ON CONFLICT (learner_id) DO UPDATE SET events = u.events + EXCLUDED.events,"
+        " updated_at = EXCLUDED.updated_at, note = EXCLUDED.note",
+        batches,
+    )
     return Figure("postgres unnest upsert, batched", rows / elapsed, elapsed, rows)
 
 

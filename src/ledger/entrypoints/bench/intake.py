@@ -46,7 +46,8 @@ from ledger.settings import Services, Settings
 
 
 def bench_messages(topic: str, messages: int, learners: int, seed: int = 1) -> list[OutRecord]:
-    """A realistic mix: catalog, then per learner enrollments, payments, identity and grades."""
+    """A realistic mix: catalog, then per learner an enrollment, identity, and courses paid for
+    then graded (most passed, so certified), with refunds asked and intents changed."""
     rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
     run = secrets.token_hex(3)
     out: list[OutRecord] = []
@@ -82,10 +83,13 @@ def bench_messages(topic: str, messages: int, learners: int, seed: int = 1) -> l
         )
         add("ledger.identity.verified.v1", learner, {"learner_id": learner, "method": "id"}, day)
         for i in range(per_learner - 2):
+            # Courses two messages each: paid for, then graded, as a learner on the
+            # certificate track takes them; so most courses end in a certificate (course
+            # certificates, and the credentials issued for them, are part of the load).
             day += 1
-            course = COURSES[i % len(COURSES)]
+            course = COURSES[(i // 2) % len(COURSES)]
             kind = rng.random()
-            if kind < 0.45:
+            if i % 2 == 0 and kind < 0.9:
                 add(
                     "ledger.payment.captured.v1",
                     learner,
@@ -98,25 +102,31 @@ def bench_messages(topic: str, messages: int, learners: int, seed: int = 1) -> l
                     },
                     day,
                 )
-            elif kind < 0.9:
-                add(
-                    "ledger.course.graded.v1",
-                    learner,
-                    {"learner_id": learner, "course_id": course, "grade": "0.8", "passed": True},
-                    day,
-                )
-            elif kind < 0.95:
-                add(
-                    "ledger.payment.refund_requested.v1",
-                    learner,
-                    {"learner_id": learner, "payment_id": f"{learner}-{i - 1}"},
-                    day,
-                )
-            else:
+            elif i % 2 == 0:
                 add(
                     "ledger.learner.intent_changed.v1",
                     learner,
                     {"learner_id": learner, "specialization_id": "ds", "intent": "audit"},
+                    day,
+                )
+            elif kind < 0.9:
+                passed = kind < 0.8
+                add(
+                    "ledger.course.graded.v1",
+                    learner,
+                    {
+                        "learner_id": learner,
+                        "course_id": course,
+                        "grade": "0.8" if passed else "0.4",
+                        "passed": passed,
+                    },
+                    day,
+                )
+            else:
+                add(
+                    "ledger.payment.refund_requested.v1",
+                    learner,
+                    {"learner_id": learner, "payment_id": f"{learner}-{i - 1}"},
                     day,
                 )
             if len(out) >= messages:

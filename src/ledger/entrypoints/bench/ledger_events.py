@@ -85,7 +85,8 @@ def messages_for(events: int, learners: int) -> int:
     """Inbound messages of `bench_messages` that make about `events` events for `learners`.
 
     In that mix a learner's first message also registers them (two events) and every other
-    message makes one event, so a learner with m messages has about m + 1 events.
+    message makes one event, so a learner with m messages has about m + 1 events, and more
+    for the courses they are certified in (about one in four of their messages).
     """
     per_learner = max(3, round(events / learners) - 1)
     return learners * per_learner

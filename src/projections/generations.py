@@ -54,8 +54,50 @@ def schema_name(model: ReadModel, generation: int) -> str:
 
 def _create_schema(cur: Cur, model: ReadModel, schema: str) -> None:
     cur.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+    _add_missing_columns(cur, model, schema)
     for statement in [*model.ddl(schema), *positions.ddl(schema), *skipped.ddl(schema)]:
         cur.execute(statement)
+
+
+def _add_missing_columns(cur: Cur, model: ReadModel, schema: str) -> None:
+    """Give a generation made by an older release the columns its model has gained since, so
+    the worker can write every column of new rows (and the indexes on them can be made).
+
+    The rows it stored before hold nothing in them, so this says so, and what fills them: a
+    rebuild. It is not done here, unasked: a rebuild reads the whole of `ledger.events`."""
+    cur.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+        (schema,),
+    )
+    present = set(cur.fetchall())
+    tables = {name for name, _ in present}
+    for table in model.tables:
+        if table.name not in tables:
+            continue  # made whole below
+        missing = [(c, t) for c, t in table.columns if (table.name, c) not in present]
+        for column, kind in missing:
+            cur.execute(
+                SQL("ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS {c} {k}").format(
+                    s=Identifier(schema),
+                    t=Identifier(table.name),
+                    c=Identifier(column),
+                    k=SQL(kind),
+                )
+            )
+        if missing:
+            # Imported only now: support commands read generations, and start faster without
+            # the logging stack (tests/unit/test_cli_faces.py).
+            from ledger.logs import get_logger  # noqa: PLC0415
+
+            get_logger(__name__).warning(
+                "projections.columns_added",
+                projection=model.name,
+                schema=schema,
+                table=table.name,
+                columns=[c for c, _ in missing],
+                action=f"rows stored before lack them: run `ledger projections rebuild "
+                f"{model.name}`",
+            )
 
 
 def new_generation(conn: Connection[Any], model: ReadModel, state: str) -> Generation:

@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.sql import SQL, Identifier
+from structlog.testing import capture_logs
 
 from ledger.broker import Consumer, Record, end_offsets
 from ledger.relay import EVENTS_STREAM
@@ -318,3 +320,38 @@ def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
             worker.close()
         assert failed, "no batch reached the end of a partition"
         assert dumps(settings) == expected
+
+
+def test_a_generation_made_before_a_model_gained_columns_gets_them_and_says_so(
+    own_settings: Settings,
+) -> None:
+    """An older release's live certificates table (without the credential's columns) is given
+    them when the worker starts, so new rows can be written; the log says a rebuild fills the
+    rows stored before."""
+    only = certificates.CREDENTIAL_COLUMNS
+
+    def columns(conn: psycopg.Connection[Any], schema: str) -> set[str]:
+        return {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = %s AND table_name = 'certificates'",
+                (schema,),
+            )
+        }
+
+    with psycopg.connect(services_of(own_settings).database_url, autocommit=True) as conn:
+        made = generations.ensure_live(conn, certificates.MODEL)
+        for column in only:  # as an older release made it
+            conn.execute(
+                SQL("ALTER TABLE {}.certificates DROP COLUMN {}").format(
+                    Identifier(made.schema), Identifier(column)
+                )
+            )
+        assert not columns(conn, made.schema) & set(only)
+        with capture_logs() as logs:
+            assert generations.ensure_live(conn, certificates.MODEL) == made
+        assert set(only) <= columns(conn, made.schema)
+    [said] = [line for line in logs if line["event"] == "projections.columns_added"]
+    assert set(said["columns"]) == set(only)
+    assert "ledger projections rebuild certificates" in said["action"]

@@ -1,15 +1,16 @@
-"""Credentials: what each certificate's Open Badges 3.0 credential says, and where its
-revocation bit lives.
+"""Credentials: the catalog's side of each certificate's Open Badges 3.0 credential.
 
-One row per certificate, course or specialization, with everything its credential is made of
-that the events say: whose, what, when, on what evidence, the curriculum it was earned on (the
-one the enrollment pinned, with its courses and capstone), and its place in a revocation status
-list. The place is the certificate event's position in the event store (its notification id,
-stamped by the relay on every record): unique, fixed for life, and the same after any rebuild,
-so the credential is the same too. List `n` holds positions `n * LIST_SIZE` onwards.
+Everything a credential says that a certificate's events decide (whose, what, when, on what
+evidence, the curriculum it was earned on, its place in a revocation status list) is kept in
+the certificates read model's row for it (`certificates.CREDENTIAL_COLUMNS`): one row per
+certificate, so issuing a credential writes no row of its own. The place is the certificate
+event's position in the event store (its notification id, stamped by the relay on every
+record): unique, fixed for life, and the same after any rebuild, so the credential is the
+same too. List `n` holds positions `n * LIST_SIZE` onwards.
 
-Titles, partners and language come from the catalog events (`programmes`), joined at query
-time; the issuer and the signature are added by `ledger.credentials`, never stored here.
+What this model keeps is what the certificate's events do not say: the titles, partners and
+language of the specializations, from the catalog's events (`programmes`), joined at query
+time. The issuer and the signature are added by `ledger.credentials`, never stored.
 """
 
 from __future__ import annotations
@@ -44,33 +45,6 @@ PROGRAMMES = Table(
     key=("specialization_id",),
     scope="specialization_id",
 )
-CREDENTIALS = Table(
-    "credentials",
-    (
-        ("certificate_id", "text"),
-        ("learner_id", "text"),
-        ("verification_code", "text"),
-        ("kind", "text"),
-        ("subject", "text"),
-        ("earned_at", "timestamptz"),
-        ("evidence", "jsonb"),
-        ("curriculum_version", "int"),
-        ("courses", "jsonb"),
-        ("capstone_course_id", "text"),
-        ("curricula", "jsonb"),
-        ("position", "bigint"),
-        ("revoked_at", "timestamptz"),
-        ("revoked_reason", "text"),
-    ),
-    # Keyed by learner first, so the key's index also serves loading a learner's rows, and
-    # no index by verification code: a code is looked up in the certificates read model,
-    # which has one. Each index is written for every certificate issued; with four (the key,
-    # the learner, the code, the position) writing the rows was most of this model's time.
-    key=("learner_id", "certificate_id"),
-    scope="learner_id",
-    indexes=("position",),
-    store_order=("position",),
-)
 
 
 def on_specialization_published(rows: Rows, event: LedgerEvent) -> None:
@@ -86,77 +60,10 @@ def on_specialization_published(rows: Rows, event: LedgerEvent) -> None:
     )
 
 
-def _issued(rows: Rows, event: LedgerEvent, kind: str, subject: str, **curriculum: Any) -> None:
-    d = event.data
-    rows.put(
-        "credentials",
-        {
-            "certificate_id": d["certificate_id"],
-            "learner_id": event.subject,
-            "verification_code": d["verification_code"],
-            "kind": kind,
-            "subject": subject,
-            "earned_at": datetime.fromisoformat(d["earned_at"]),
-            "evidence": tuple(d["evidence"]),
-            "curriculum_version": None,
-            "courses": (),
-            "capstone_course_id": None,
-            "curricula": (),
-            "position": event.position,
-            "revoked_at": None,
-            "revoked_reason": None,
-            **curriculum,
-        },
-    )
-
-
-def on_course_certified(rows: Rows, event: LedgerEvent) -> None:
-    d = event.data
-    _issued(rows, event, "course", d["course_id"], curricula=tuple(d.get("curricula", ())))
-
-
-def on_specialization_certified(rows: Rows, event: LedgerEvent) -> None:
-    """The curriculum it was earned on, read from the course certificates it rests on: K3
-    issues it with the live certificate of every pinned course and then the capstone's, in
-    that order, and their rows are this learner's (kept however long ago they were earned).
-
-    Before, each enrollment's pinned curriculum was copied into a row of its own, for the few
-    enrollments that ever end in a specialization certificate: a row written per enrollment,
-    most of the model's work (`ledger bench projections`)."""
-    d = event.data
-    subjects: list[str] = []
-    for certificate_id in d["course_certificate_ids"]:
-        course = rows.get("credentials", event.subject, certificate_id)
-        if course is None:  # not kept by this model (an event it skipped): say nothing
-            subjects = []
-            break
-        subjects.append(course["subject"])
-    _issued(
-        rows,
-        event,
-        "specialization",
-        d["specialization_id"],
-        curriculum_version=d["curriculum_version"],
-        courses=tuple(subjects[:-1]),
-        capstone_course_id=subjects[-1] if subjects else None,
-    )
-
-
-def on_certificate_revoked(rows: Rows, event: LedgerEvent) -> None:
-    found = rows.get("credentials", event.subject, event.data["certificate_id"])
-    if found is not None:
-        found.update(revoked_at=event.time, revoked_reason=event.data["reason"])
-
-
 MODEL = ReadModel(
     NAME,
-    (PROGRAMMES, CREDENTIALS),
-    {
-        "ledger.specialization.published": on_specialization_published,
-        "ledger.learner.course_certified": on_course_certified,
-        "ledger.learner.specialization_certified": on_specialization_certified,
-        "ledger.learner.certificate_revoked": on_certificate_revoked,
-    },
+    (PROGRAMMES,),
+    {"ledger.specialization.published": on_specialization_published},
 )
 
 
@@ -197,25 +104,39 @@ def _q(text: str, schema: str) -> Any:
     return SQL(text).format(s=Identifier(schema))
 
 
+#: The certificates row's columns a credential is made of, in `CredentialFacts`' terms.
+_FACTS = (
+    "certificate_id",
+    "learner_id",
+    "verification_code",
+    "kind",
+    "subject",
+    "earned_at",
+    "evidence",
+    "curriculum_version",
+    "courses",
+    "capstone_course_id",
+    "curricula",
+    "position",
+    "revoked_at",
+    "revoked_reason",
+)
+
+
 def credential_facts(conn: Connection[Any], code: str) -> CredentialFacts | None:
-    """The facts of the credential whose certificate has this verification code (found in the
-    certificates read model, which is indexed by code)."""
-    certificate = certificates.verify(conn, code)
-    if certificate is None:
-        return None
-    names = CREDENTIALS.column_names
+    """The facts of the credential whose certificate has this verification code."""
     with conn.cursor() as cur:
-        schema = live_schema(cur, NAME)
         cur.execute(
-            SQL(
-                "SELECT {cols} FROM {s}.credentials WHERE learner_id = %s AND certificate_id = %s"
-            ).format(cols=SQL(", ").join(map(Identifier, names)), s=Identifier(schema)),
-            (certificate.learner_id, certificate.certificate_id),
+            SQL("SELECT {cols} FROM {s}.certificates WHERE verification_code = %s").format(
+                cols=SQL(", ").join(map(Identifier, _FACTS)),
+                s=Identifier(live_schema(cur, certificates.NAME)),
+            ),
+            (code,),
         )
         row = cur.fetchone()
-        if row is None:  # the two read models stand at different places (one rebuilding)
+        if row is None:
             return None
-        found = dict(zip(names, row, strict=True))
+        found = dict(zip(_FACTS, row, strict=True))
         specs = (
             [found["subject"]]
             if found["kind"] == "specialization"
@@ -225,7 +146,7 @@ def credential_facts(conn: Connection[Any], code: str) -> CredentialFacts | None
             _q(
                 "SELECT specialization_id, title, partners, language FROM {s}.programmes"
                 " WHERE specialization_id = ANY(%s) ORDER BY specialization_id",
-                schema,
+                live_schema(cur, NAME),
             ),
             (specs,),
         )
@@ -248,10 +169,10 @@ def revoked_indexes(conn: Connection[Any], status_list: int) -> tuple[list[int],
     holds any certificate at all (a list no certificate is in is not published)."""
     start = status_list * LIST_SIZE
     with conn.cursor() as cur:
-        schema = live_schema(cur, NAME)
+        schema = live_schema(cur, certificates.NAME)
         cur.execute(
             _q(
-                "SELECT position - %s, revoked_at IS NOT NULL FROM {s}.credentials"
+                "SELECT position - %s, revoked_at IS NOT NULL FROM {s}.certificates"
                 " WHERE position >= %s AND position < %s",
                 schema,
             ),

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from ledger.settings import Services, Settings
 from ledger.supervision import tune_garbage_collector
 from projections.catalog import READ_MODELS
 from projections.model import ReadModel
-from projections.read_models import credentials
+from projections.read_models import certificates, credentials
 from projections.worker import ProjectionWorker
 
 if TYPE_CHECKING:
@@ -111,16 +111,34 @@ def _consume_all(bootstrap: str, topic: str, expected: int) -> Figure:
     return Figure("kafka-python consume, no work", count / max(elapsed, 1e-9), elapsed, count)
 
 
-#: The projection worker's kinds in a benchmark: every read model, or all but the credentials
-#: (to measure what issuing credentials costs the pipeline, in the same run).
+#: The projection worker's kinds in a benchmark: every read model, or the read models as they
+#: would be without credentials (to measure what issuing them costs, in the same run).
 PROJECTIONS = "projections"
 WITHOUT_CREDENTIALS = "projections-without-credentials"
+
+
+def _without_credentials(model: ReadModel) -> ReadModel | None:
+    """`model` as it would be if the ledger issued no credentials: the credentials model not at
+    all, the certificates model's rows without the columns and index only credentials need."""
+    if model.name == credentials.NAME:
+        return None
+    if model.name != certificates.NAME:
+        return model
+    table = certificates.CERTIFICATES
+    only = certificates.CREDENTIAL_COLUMNS
+    plain = replace(
+        table,
+        columns=tuple(c for c in table.columns if c[0] not in only),
+        indexes=tuple(i for i in table.indexes if i not in only),
+        store_order=(),
+    )
+    return replace(model, tables=(plain,))
 
 
 def read_models(kind: str) -> tuple[ReadModel, ...]:
     """The read models a benchmark's projection worker of `kind` keeps."""
     if kind == WITHOUT_CREDENTIALS:
-        return tuple(m for m in READ_MODELS if m.name != credentials.NAME)
+        return tuple(m for m in map(_without_credentials, READ_MODELS) if m is not None)
     return READ_MODELS
 
 

@@ -4,9 +4,9 @@ worker turns into rows of every read model.
 Beside it, two ceilings measured in the same run on the same machine: kafka-python consuming the
 same records and doing nothing with them (what Kafka allows), and a batched
 `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE` of as many rows into a plain table
-(what PostgreSQL allows for the worker's way of writing); and the same worker without the
-credentials read model, for what issuing credentials costs. Each figure is the median of
-`--repeat` rounds, each on fresh topics and fresh databases.
+(what PostgreSQL allows for the worker's way of writing); and the worker as it would be
+without credentials (`bench.common.read_models`), for what issuing them costs. Each figure is
+the median of `--repeat` rounds, each on fresh topics and fresh databases.
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ def run_projections_bench(
     publishes them in business-time order across learners instead, as production traffic
     arrives over months: a batch then meets most learners once, and writes more rows per event.
 
-    The cost of the credentials read model is judged round by round: the worker with it and
-    without it run back to back on the same records, the one that goes first alternating, so
+    The cost of credentials is judged round by round: the worker with them and without them
+    run back to back on the same records, the one that goes first alternating, so
     neither always meets the other's leftovers (a checkpoint, autovacuum) or a quieter moment.
     """
     inbound = bench_messages("bench", messages_for(events, learners), learners)

@@ -23,7 +23,14 @@ from rich.console import Console
 from ledger.audit.verify import verify
 from ledger.broker import Producer, end_offsets
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Figure, processes_label, raw_kafka, scratch, settle
+from ledger.entrypoints.bench.common import (
+    Figure,
+    median,
+    processes_label,
+    raw_kafka,
+    scratch,
+    settle,
+)
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.pipeline_stages import Stages, wait_settled
 from ledger.entrypoints.runner import Pipeline
@@ -45,8 +52,11 @@ def run_verify_bench(
     learners: int,
     processes: int,
     console: Console,
+    repeat: int = 3,
 ) -> list[Figure]:
-    """Fill a ledger of its own, then measure raw Kafka, the rebuilds and `audit verify`."""
+    """Fill a ledger of its own, then measure raw Kafka, the rebuilds and `audit verify`, each
+    the median of `repeat` rounds over that same ledger (filling it is the slow part; a single
+    rebuild of a few seconds varied by a third from one run to the next)."""
     with scratch(base, services, f"bench-{secrets.token_hex(3)}.") as own:
         settings, where = own.settings, own.services
         bootstrap.prepare_topics(settings, where)
@@ -77,13 +87,20 @@ def run_verify_bench(
         events = sum(end_offsets(where.kafka_bootstrap, settings.events_topic).values())
         console.print(f"{events:,} events on {settings.events_topic}; measuring")
         _quiet_after_filling(where)
-        figures = [raw_kafka(where.kafka_bootstrap, settings.events_topic, events)]
-        for count in sorted({1, processes}):
+        rounds: list[list[Figure]] = []
+        for round_number in range(1, repeat + 1):
+            figures = [raw_kafka(where.kafka_bootstrap, settings.events_topic, events)]
+            for count in sorted({1, processes}):
+                settle(where)
+                figures.append(_rebuild(settings, where, count))
             settle(where)
-            figures.append(_rebuild(settings, where, count))
-        settle(where)
-        figures.append(_verify(settings, where, processes))
-    return figures
+            figures.append(_verify(settings, where, processes))
+            console.print(
+                f"round {round_number}/{repeat}: "
+                + ", ".join(f"{f.name} {f.per_second:,.0f}/s" for f in figures)
+            )
+            rounds.append(figures)
+    return [median([r[n] for r in rounds]) for n in range(len(rounds[0]))]
 
 
 def _quiet_after_filling(where: Services) -> None:

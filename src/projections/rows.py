@@ -139,7 +139,7 @@ class Table:
 
     def copy_rows(self, cur: Cur, schema: str, rows: Sequence[Row]) -> None:
         """Insert rows known not to be stored yet with one `COPY`: about 40% less time than the
-        upsert for the same rows (5,000 credentials rows: 58 against 94-104 ms), most rows of
+        upsert for the same rows (5,000 certificate-like rows: 58 against 94-104 ms), most rows of
         a batch being new. Lists go as JSON text, which PostgreSQL reads as `jsonb`; every other
         value as psycopg writes it for its column's type, as the JSON path would read it."""
         names = self.column_names

@@ -75,16 +75,17 @@ def _add_missing_columns(cur: Cur, model: ReadModel, schema: str) -> None:
         if table.name not in tables:
             continue  # made whole below
         missing = [(c, t) for c, t in table.columns if (table.name, c) not in present]
-        for column, kind in missing:
+        if missing:
             cur.execute(
-                SQL("ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS {c} {k}").format(
+                SQL("ALTER TABLE {s}.{t} {add}").format(
                     s=Identifier(schema),
                     t=Identifier(table.name),
-                    c=Identifier(column),
-                    k=SQL(kind),
+                    add=SQL(", ").join(
+                        SQL("ADD COLUMN IF NOT EXISTS {c} {k}").format(c=Identifier(c), k=SQL(k))
+                        for c, k in missing
+                    ),
                 )
             )
-        if missing:
             # Imported only now: support commands read generations, and start faster without
             # the logging stack (tests/unit/test_cli_faces.py).
             from ledger.logs import get_logger  # noqa: PLC0415

@@ -158,9 +158,13 @@ class Certificate(BaseModel):
     revoked_by_trust_and_safety: bool | None
 
 
+#: The columns a `Certificate` is made of: not those only credentials read.
+_ANSWER = [c for c in CERTIFICATES.column_names if c in Certificate.model_fields]
+
+
 def verify(conn: Connection[Any], code: str) -> Certificate | None:
     """The certificate with this verification code, or None if there is none."""
-    names = CERTIFICATES.column_names
+    names = _ANSWER
     with conn.cursor() as cur:
         schema = live_schema(cur, NAME)
         cur.execute(
@@ -176,7 +180,7 @@ def verify(conn: Connection[Any], code: str) -> Certificate | None:
 def certificates_of(conn: Connection[Any], learner_id: str) -> list[Certificate]:
     """Every certificate of a learner, course and specialization, live or revoked, oldest
     first."""
-    names = CERTIFICATES.column_names
+    names = _ANSWER
     with conn.cursor() as cur:
         schema = live_schema(cur, NAME)
         cur.execute(

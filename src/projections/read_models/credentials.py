@@ -104,22 +104,13 @@ def _q(text: str, schema: str) -> Any:
     return SQL(text).format(s=Identifier(schema))
 
 
-#: The certificates row's columns a credential is made of, in `CredentialFacts`' terms.
+#: The certificates row's columns a credential is made of: those `CredentialFacts` names, and
+#: the two it is derived from (the status list and index from the position, the programmes
+#: from the curricula).
 _FACTS = (
-    "certificate_id",
-    "learner_id",
-    "verification_code",
-    "kind",
-    "subject",
-    "earned_at",
-    "evidence",
-    "curriculum_version",
-    "courses",
-    "capstone_course_id",
+    *(c for c in certificates.CERTIFICATES.column_names if c in CredentialFacts.model_fields),
     "curricula",
     "position",
-    "revoked_at",
-    "revoked_reason",
 )
 
 

@@ -4,19 +4,22 @@ and an audit's scratch copy all share, so they cannot disagree."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 
 from ledger.broker import Record
 from ledger.logs import get_logger
 from projections import positions, skipped
 from projections.events import LedgerEvent, MalformedEventError, read_event
 from projections.model import ReadModel
+from projections.rows import select_statement
 
 log = get_logger(__name__)
+
+SeenByPartition = dict[positions.Partition, positions.Seen]
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,13 @@ class ModelState:
 
     def __init__(self, model: ReadModel) -> None:
         self.rows = model.rows()
+        #: What the model has seen of each partition (`projections.positions`), as committed;
+        #: None until a batch loads it.
+        self.seen: SeenByPartition | None = None
 
     @property
     def full(self) -> bool:
         return self.rows.scopes > self.LIMIT
-
-
-SeenByPartition = dict[positions.Partition, positions.Seen]
 
 
 class Admissions:
@@ -97,15 +100,19 @@ class Admissions:
         self._known: list[tuple[SeenByPartition, list[LedgerEvent], SeenByPartition]] = []
 
     def of(self, seen: SeenByPartition) -> tuple[list[LedgerEvent], SeenByPartition]:
-        """The batch's new events for a model that had seen `seen`, and what it has seen after
-        them (not to be changed: other models may share it)."""
+        """The batch's new events for a model that had seen `seen` (left as it is), and what
+        it has seen after them (not to be changed: other models may share it)."""
         for before, events, after in self._known:
             if before == seen:
                 return events, after
-        before = {p: positions.Seen(s.through, set(s.above)) for p, s in seen.items()}
-        events = new_events(self.batch, seen)
-        self._known.append((before, events, seen))
-        return events, seen
+        after = _copy_seen(seen)
+        events = new_events(self.batch, after)
+        self._known.append((_copy_seen(seen), events, after))
+        return events, after
+
+
+def _copy_seen(seen: SeenByPartition) -> SeenByPartition:
+    return {p: positions.Seen(s.through, set(s.above)) for p, s in seen.items()}
 
 
 def new_events(batch: Batch, seen: SeenByPartition) -> list[LedgerEvent]:
@@ -125,6 +132,18 @@ def new_events(batch: Batch, seen: SeenByPartition) -> list[LedgerEvent]:
     return fresh
 
 
+#: Batches of up to this many records are applied in pipeline mode (`apply_together`): every
+#: statement of every read model sent at once, two waits for PostgreSQL's answers a batch
+#: instead of one per statement (about forty). Larger batches are applied statement by
+#: statement, new rows with `COPY` (which pipeline mode cannot send): their fixed cost is
+#: spread over their records, and psycopg 3.3 in pipeline mode can hang sending one large
+#: statement over a Unix socket (`ledger.store`), which batches this small never make.
+PIPELINED_MAX = 250
+
+#: One read model's part in a batch: the model, its live schema, what the worker holds of it.
+Part = tuple[ReadModel, str, ModelState]
+
+
 def apply_batch(
     cur: Cursor[tuple[Any, ...]],
     model: ReadModel,
@@ -133,22 +152,68 @@ def apply_batch(
     state: ModelState | None = None,
     admissions: Admissions | None = None,
 ) -> set[tuple[str, int]]:
-    """Apply the batch's new events to `model`'s tables in `schema`; return their identities.
+    """Apply the batch's new events to `model`'s tables in `schema`; return their identities
+    (`apply_together` for one model, in the caller's transaction on `cur`'s connection)."""
+    part = (model, schema, ModelState(model) if state is None else state)
+    return apply_together(cur.connection, [part], batch, admissions)[model.name]
 
-    New means not seen before in its partition (`projections.positions`), and only events the
+
+def apply_together(
+    conn: Connection[Any],
+    parts: Sequence[Part],
+    batch: Batch,
+    admissions: Admissions | None = None,
+    check: Callable[[], None] | None = None,
+    *,
+    copy: bool = True,
+) -> dict[str, set[tuple[str, int]]]:
+    """Apply the batch's new events to each part's tables; return their identities by model.
+
+    New means not seen before in its partition (`projections.positions`), and only events a
     model has a handler for are applied: the others change nothing in it. Rows of the learners
     and specializations concerned are loaded once, changed in memory, written back once; what
-    was seen and where each partition ends go in the same transaction (the caller's). With a
-    `state` from earlier batches, only rows it does not hold yet are loaded; with the batch's
-    `admissions`, models that stand at the same place work out what is new once.
-    """
-    if state is None:
-        state = ModelState(model)
+    was seen and where each partition ends go in the same transaction (the caller's). Only
+    rows a part's state does not hold yet are loaded, and what it has seen only if it does
+    not hold that either; models that stand at the same place work out what is new once (the
+    batch's `admissions`).
+
+    Every query is sent before any answer is read, so in pipeline mode (the caller's: then
+    `copy` must be false) the batch waits for PostgreSQL twice, or three times when some
+    part's positions are not held yet. `check` runs once the queries are sent and before their
+    answers are used (the live worker's guard against a switch of generations)."""
     if admissions is None:
         admissions = Admissions(batch)
-    new, seen = admissions.of(positions.load_seen(cur, schema))
-    applied = apply_in_memory(cur, model, schema, new, state)
-    write_back(cur, schema, state, batch.next_offsets, seen, batch.malformed)
+    unseen = [
+        (state, conn.execute(positions.load_seen_statement(schema)))
+        for _, schema, state in parts
+        if state.seen is None
+    ]
+    for state, found in unseen:
+        state.seen = positions.seen_from(found.fetchall())
+    planned = []
+    for model, schema, state in parts:
+        assert state.seen is not None  # noqa: S101 - loaded just above
+        new, seen = admissions.of(state.seen)
+        handlers = model.handlers
+        fresh = [e for e in new if e.kind in handlers]
+        queries = [
+            (table, conn.execute(select_statement(table, schema), (asked,)))
+            for table, asked in state.rows.to_load(scopes_of(fresh))
+        ]
+        planned.append((model, schema, state, fresh, seen, queries))
+    if check is not None:
+        check()
+    applied: dict[str, set[tuple[str, int]]] = {}
+    with conn.cursor() as cur:
+        for model, schema, state, fresh, seen, queries in planned:
+            for table, found in queries:
+                state.rows.take(table, found.fetchall())
+            apply = model.apply
+            for event in fresh:
+                apply(state.rows, event)
+            applied[model.name] = {(e.aggregate_id, e.version) for e in fresh}
+            write_back(cur, schema, state, batch.next_offsets, seen, batch.malformed, copy=copy)
+            state.seen = seen
     return applied
 
 
@@ -194,10 +259,13 @@ def write_back(
     next_offsets: dict[tuple[str, int], int],
     seen: SeenByPartition,
     malformed: dict[tuple[str, int, int], str],
+    *,
+    copy: bool = True,
 ) -> None:
     """Write what `state`'s rows changed since their last write, where each partition ends and
-    what has been seen of it, and the malformed records skipped: in the caller's transaction."""
-    state.rows.flush(cur, schema)
+    what has been seen of it, and the malformed records skipped: in the caller's transaction
+    (new rows with `COPY` unless `copy` is false: `Rows.flush`)."""
+    state.rows.flush(cur, schema, copy=copy)
     positions.save(cur, schema, next_offsets, seen)
     for (topic, partition, offset), error in malformed.items():
         skipped.record(cur, schema, skipped.Skipped(topic, partition, offset, None, None, error))

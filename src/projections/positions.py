@@ -21,6 +21,7 @@ whole page again, as the same positions under the same R.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -73,8 +74,13 @@ def ddl(schema: str) -> list[Composed]:
 
 def load_seen(cur: Cur, schema: str) -> dict[Partition, Seen]:
     """Every partition's `Seen`, as the model's last committed batch left it."""
-    cur.execute(_load_sql(schema))
-    return {(t, int(p)): Seen(int(r), set(above)) for t, p, r, above in cur.fetchall()}
+    cur.execute(load_seen_statement(schema))
+    return seen_from(cur.fetchall())
+
+
+def seen_from(rows: Iterable[Sequence[Any]]) -> dict[Partition, Seen]:
+    """The `Seen`s in the rows `load_seen_statement` found."""
+    return {(t, int(p)): Seen(int(r), set(above)) for t, p, r, above in rows}
 
 
 def save(
@@ -89,7 +95,8 @@ def save(
 
 
 @lru_cache(maxsize=256)
-def _load_sql(schema: str) -> bytes:
+def load_seen_statement(schema: str) -> bytes:
+    """The query `load_seen` runs, for a caller that sends it before reading its answer."""
     return (
         SQL("SELECT topic, partition, relayed_through, seen_above FROM {s}._offsets")
         .format(s=Identifier(schema))

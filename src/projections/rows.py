@@ -216,7 +216,8 @@ def _copy(table: Table, schema: str) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _select(table: Table, schema: str) -> bytes:
+def select_statement(table: Table, schema: str) -> bytes:
+    """`table`'s load query in `schema`, composed once; its one parameter is the scope values."""
     return table.select_sql(schema).as_bytes(None)
 
 
@@ -264,6 +265,15 @@ class Rows:
         By column, because a learner's events never reach the catalog's rows nor a catalog
         event a learner's: asking the catalog tables for thousands of learner ids found
         nothing, at a query a batch per such table."""
+        for table, asked in self.to_load(scope):
+            cur.execute(select_statement(table, schema), (asked,))
+            self.take(table, cur.fetchall())
+
+    def to_load(self, scope: Mapping[str, Iterable[str]]) -> list[tuple[Table, list[str]]]:
+        """The queries `load` runs, as (table, scope values to ask for): each table's rows of
+        the scopes not loaded before, which count as loaded from now on. For a caller that
+        sends them all before reading any answer (`projections.applying.apply_pipelined`);
+        it gives each answer to `take`."""
         wanted: dict[str, list[str]] = {}
         for column, values in scope.items():
             fresh = sorted({(column, v) for v in values} - self._scopes)
@@ -271,28 +281,33 @@ class Rows:
                 self._scopes.update(fresh)
                 wanted[column] = [v for _, v in fresh]
         if not wanted:
-            return
-        for table in self.tables.values():
-            asked = wanted.get(table.scope)
-            if not asked:
-                continue
-            cur.execute(_select(table, schema), (asked,))
-            names = table.column_names
-            loaded = self._loaded[table.name]
-            lists = table.list_columns
-            scope_column = table.scope
-            for row_values in cur.fetchall():
-                row = dict(zip(names, row_values, strict=True))
-                for name in lists:
-                    if isinstance(row[name], list):
-                        row[name] = tuple(row[name])
-                key = table.key_of(row)
-                loaded.rows[key] = row
-                loaded.by_scope.setdefault(row[scope_column], {})[key] = row
+            return []
+        return [
+            (table, wanted[table.scope])
+            for table in self.tables.values()
+            if wanted.get(table.scope)
+        ]
 
-    def flush(self, cur: Cur, schema: str) -> int:
+    def take(self, table: Table, found: Iterable[Sequence[Any]]) -> None:
+        """Keep the rows a `to_load` query of `table` found (in `select_statement`'s columns)."""
+        names = table.column_names
+        loaded = self._loaded[table.name]
+        lists = table.list_columns
+        scope_column = table.scope
+        for row_values in found:
+            row = dict(zip(names, row_values, strict=True))
+            for name in lists:
+                if isinstance(row[name], list):
+                    row[name] = tuple(row[name])
+            key = table.key_of(row)
+            loaded.rows[key] = row
+            loaded.by_scope.setdefault(row[scope_column], {})[key] = row
+
+    def flush(self, cur: Cur, schema: str, *, copy: bool = True) -> int:
         """Write back what changed: upserts and counter increments. Returns rows written.
 
+        Rows not stored yet go with `COPY` unless `copy` is false (in pipeline mode, which
+        cannot send a `COPY`), then with the upsert as the others.
         Afterwards the rows count as they are in the database, and the deltas start again.
         """
         written = 0
@@ -310,7 +325,9 @@ class Rows:
                 elif before != row:
                     changed.append(row)
             loaded.touched = {}
-            if new:
+            if new and not copy:
+                changed.extend(new)
+            elif new:
                 table.copy_rows(cur, schema, new)
             if changed:
                 cur.execute(_statement(table, schema), (table.rows_json(changed),))

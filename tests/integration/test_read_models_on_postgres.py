@@ -322,6 +322,37 @@ def test_a_failed_batch_leaves_nothing_behind_in_the_workers_memory(
         assert dumps(settings) == expected
 
 
+@pytest.mark.parametrize("pipelined_max", [0, 10_000])
+def test_batches_applied_in_pipeline_mode_or_statement_by_statement_give_the_same_tables(
+    projected: Settings,
+    base_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    pipelined_max: int,
+) -> None:
+    """The live worker sends a small batch's statements in pipeline mode (new rows by upsert)
+    and a large one's one by one (new rows by `COPY`): with every batch one way, then every
+    batch the other, the tables equal those the fixture's worker built."""
+    from projections import worker as worker_module
+
+    expected = dumps(projected)
+    monkeypatch.setattr(worker_module, "PIPELINED_MAX", pipelined_max)
+    with fresh_settings(base_settings) as other:
+        settings = other.model_copy(update={"topic_prefix": projected.topic_prefix})
+        url = services_of(settings).database_url
+        bootstrap = services_of(settings).kafka_bootstrap
+        worker = worker_module.ProjectionWorker(settings, url, bootstrap, max_batch=50)
+
+        def caught_up() -> bool:
+            worker.step()
+            return projected_to_the_end(settings)
+
+        try:
+            wait_for(caught_up, 90, "the projections")
+        finally:
+            worker.close()
+        assert dumps(settings) == expected
+
+
 def test_a_generation_made_before_a_model_gained_columns_gets_them_and_says_so(
     own_settings: Settings,
 ) -> None:

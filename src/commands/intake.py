@@ -258,11 +258,15 @@ class IntakeWorker:
             except RejectionError as error:
                 parsed.append(error)
         messages = [p for p in parsed if isinstance(p, InboundMessage)]
-        known = self.recorder.accepted_digests([(m.source, m.message_id) for m in messages])
         session = self.ledger.session(self.cache)
         book = IntakeBookkeeping()
         try:
-            session.prefetch(aggregate_ids(messages))
+            # What was accepted before and the learners the cache lacks: one read.
+            wanted = session.uncached(aggregate_ids(messages))
+            known, stored = self.recorder.batch_reads(
+                [(m.source, m.message_id) for m in messages], wanted
+            )
+            session.adopt(wanted, self.ledger.aggregates_from(stored))
             outcomes = [
                 self._decide(session, book, known, record, item, isolated=isolated)
                 for record, item in zip(records, parsed, strict=True)

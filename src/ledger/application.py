@@ -9,14 +9,14 @@ written in one transaction together with the intake's bookkeeping (see `ledger.s
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresFactory
 
 from ledger.domain import (
@@ -67,18 +67,25 @@ class Ledger(Application):  # type: ignore[type-arg]
         ids = list(dict.fromkeys(aggregate_ids))
         found: dict[UUID, Learner | Specialization] = {}
         if isinstance(self.recorder, LedgerRecorder):
-            for aggregate_id, stored in self.recorder.select_events_for(ids).items():
-                aggregate: Any = None
-                for stored_event in stored:
-                    domain_event: Any = self.mapper.to_domain_event(stored_event)
-                    aggregate = domain_event.mutate(aggregate)
-                found[aggregate_id] = aggregate
-            return found
+            return self.aggregates_from(self.recorder.select_events_for(ids))
         for aggregate_id in ids:
             try:
                 found[aggregate_id] = self.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 continue
+        return found
+
+    def aggregates_from(
+        self, stored: Mapping[UUID, Sequence[StoredEvent]]
+    ) -> dict[UUID, Learner | Specialization]:
+        """Each aggregate rebuilt from its stored events (all of them, in version order)."""
+        found: dict[UUID, Learner | Specialization] = {}
+        for aggregate_id, events in stored.items():
+            aggregate: Any = None
+            for stored_event in events:
+                domain_event: Any = self.mapper.to_domain_event(stored_event)
+                aggregate = domain_event.mutate(aggregate)
+            found[aggregate_id] = aggregate
         return found
 
     # One call per command, each in its own transaction: for tests, tools and the demo.
@@ -204,6 +211,12 @@ class LedgerSession:
 
     def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
         """Load many aggregates at once (cache first, then one query for the rest)."""
+        wanted = self.uncached(aggregate_ids)
+        self.adopt(wanted, self.ledger.load_many(wanted))
+
+    def uncached(self, aggregate_ids: Iterable[UUID]) -> list[UUID]:
+        """Of `aggregate_ids`, those this session must load: not held yet, nor known missing,
+        nor in the cache (those it takes from there)."""
         wanted = [
             i
             for i in dict.fromkeys(aggregate_ids)
@@ -215,7 +228,12 @@ class LedgerSession:
                 if cached is not None:
                     self._aggregates[aggregate_id] = cached
                     wanted.remove(aggregate_id)
-        loaded = self.ledger.load_many(wanted)
+        return wanted
+
+    def adopt(
+        self, wanted: Iterable[UUID], loaded: Mapping[UUID, Learner | Specialization]
+    ) -> None:
+        """Hold the aggregates loaded for `wanted` (`uncached`); the others do not exist yet."""
         for aggregate_id in wanted:
             if aggregate_id in loaded:
                 self._aggregates[aggregate_id] = loaded[aggregate_id]

@@ -148,24 +148,15 @@ class Relay:
         return subject
 
     def step(self) -> bool:
-        published = self._relay_events()
-        published += self._relay_rejections()
-        # Published, or found nothing to publish: either way it is keeping up.
-        self._last_progress = time.time()
-        return published > 0
-
-    def progress(self) -> Progress:
-        return Progress(self._last_progress)
-
-    def _relay_events(self) -> int:
+        """Publish the next page of stored events and of rejections: one read of both, one
+        send, one write of both positions (each a single wait: `LedgerRecorder.relay_pages`)."""
         started = time.perf_counter()
-        if self._events_position is None:
+        if self._events_position is None or self._rejections_position is None:
             self._events_position = self.recorder.relay_position(EVENTS_STREAM)
-        notifications = self.recorder.select_notifications(
-            start=self._events_position + 1, limit=self.batch_size
+            self._rejections_position = self.recorder.relay_position(REJECTIONS_STREAM)
+        notifications, rejections = self.recorder.relay_pages(
+            self._events_position, self._rejections_position, self.batch_size
         )
-        if not notifications:
-            return 0
         records = []
         for notification in notifications:
             event = self.ledger.mapper.to_domain_event(notification)
@@ -173,40 +164,44 @@ class Relay:
             subject = self._subject(aggregate_id, event)
             relayed = Relayed(notification.id, self._events_position)
             records.append(to_record(self.settings.events_topic, event, subject, relayed))
+        records.extend(rejection_record(self.settings, r) for r in rejections)
+        # Published, or found nothing to publish: either way it is keeping up.
+        self._last_progress = time.time()
+        if not records:
+            return False
         self._producer_or_connect().send_all(records)
-        last = notifications[-1].id
-        self.recorder.save_relay_position(EVENTS_STREAM, last)
-        self._events_position = last
-        log.info(
-            "relay.published",
-            stream=EVENTS_STREAM,
-            topic=self.settings.events_topic,
-            count=len(records),
-            first_id=notifications[0].id,
-            last_id=last,
-            seconds=round(time.perf_counter() - started, 4),
-        )
-        return len(records)
+        positions = {}
+        if notifications:
+            positions[EVENTS_STREAM] = notifications[-1].id
+        if rejections:
+            positions[REJECTIONS_STREAM] = rejections[-1].rejection_id
+        self.recorder.save_relay_positions(positions)
+        seconds = round(time.perf_counter() - started, 4)
+        if notifications:
+            self._events_position = notifications[-1].id
+            log.info(
+                "relay.published",
+                stream=EVENTS_STREAM,
+                topic=self.settings.events_topic,
+                count=len(notifications),
+                first_id=notifications[0].id,
+                last_id=notifications[-1].id,
+                seconds=seconds,
+            )
+        if rejections:
+            self._rejections_position = rejections[-1].rejection_id
+            log.info(
+                "relay.published",
+                stream=REJECTIONS_STREAM,
+                topic=self.settings.rejections_topic,
+                count=len(rejections),
+                last_id=rejections[-1].rejection_id,
+                seconds=seconds,
+            )
+        return True
 
-    def _relay_rejections(self) -> int:
-        if self._rejections_position is None:
-            self._rejections_position = self.recorder.relay_position(REJECTIONS_STREAM)
-        rejections = self.recorder.select_rejections(self._rejections_position, self.batch_size)
-        if not rejections:
-            return 0
-        records = [rejection_record(self.settings, r) for r in rejections]
-        self._producer_or_connect().send_all(records)
-        last = rejections[-1].rejection_id
-        self.recorder.save_relay_position(REJECTIONS_STREAM, last)
-        self._rejections_position = last
-        log.info(
-            "relay.published",
-            stream=REJECTIONS_STREAM,
-            topic=self.settings.rejections_topic,
-            count=len(records),
-            last_id=last,
-        )
-        return len(records)
+    def progress(self) -> Progress:
+        return Progress(self._last_progress)
 
     def recover(self) -> None:
         # Re-read positions: what was sent before the outage but not recorded goes again.

@@ -10,8 +10,9 @@ whatever crashes when (DESIGN §6).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Notification,
     OperationalError,
     StoredEvent,
 )
@@ -28,6 +30,10 @@ from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+#: Batches of up to this many events and messages are written, and read, in pipeline mode
+#: (`LedgerRecorder.insert_events`).
+PIPELINED_MAX = 250
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,10 @@ class IntakeBookkeeping:
 
     def is_empty(self) -> bool:
         return not (self.positions or self.accepted or self.rejections)
+
+    def size(self) -> int:
+        """Messages accepted or rejected: what the batch's statements carry."""
+        return len(self.accepted) + len(self.rejections)
 
 
 @dataclass(frozen=True)
@@ -231,12 +241,22 @@ class LedgerRecorder(PostgresProcessRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(s=schema, t=Identifier(events_table_name))
-        self._upsert_position = SQL(
-            "INSERT INTO {s}.{t} AS p (topic, partition, next_offset) VALUES (%s, %s, %s) "
-            "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,"
+        self._upsert_positions = SQL(
+            "INSERT INTO {s}.{t} AS p (topic, partition, next_offset)"
+            " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[])"
+            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,"
             " updated_at = now() WHERE p.next_offset < EXCLUDED.next_offset "
-            "RETURNING next_offset"
+            "RETURNING topic, partition"
         ).format(s=schema, t=self.positions_table)
+        self._select_digests = SQL(
+            "SELECT m.source, m.message_id, m.digest FROM {s}.{t} m "
+            "JOIN unnest(%s::text[], %s::text[]) AS k(source, message_id) "
+            "USING (source, message_id)"
+        ).format(s=schema, t=self.messages_table)
+        self._select_events_for = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(s=schema, t=Identifier(self.events_table_name))
         self._insert_messages = SQL(
             "INSERT INTO {s}.{t} (source, message_id, digest, message_type, topic, partition,"
             " kafka_offset) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
@@ -247,37 +267,36 @@ class LedgerRecorder(PostgresProcessRecorder):
             " message, message_source, message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(s=schema, t=self.rejections_table)
 
-    def _insert_events(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> None:
-        bookkeeping: IntakeBookkeeping | None = kwargs.get("intake")
-        if bookkeeping is not None:
-            self._write_bookkeeping(curs, bookkeeping)
-        super()._insert_events(curs, stored_events, **kwargs)
-
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """One transaction: bookkeeping, table lock, events; without psycopg's pipeline mode.
+        """One transaction: bookkeeping, table lock, events.
 
-        The library sends these in pipeline mode; with psycopg 3.3 a statement carrying a large
-        batch (about 2,000 events here) then never finishes sending over a Unix socket and the
-        connection hangs. A handful of round trips per batch costs nothing measurable.
+        A small batch (`PIPELINED_MAX`) sends them all in psycopg's pipeline mode and waits
+        for PostgreSQL twice (the results, then the commit) instead of once per statement:
+        at a moderate load batches are small, and those waits were most of their time. A
+        larger one goes statement by statement: with psycopg 3.3 in pipeline mode a statement
+        carrying a large batch (about 2,000 events here) never finishes sending over a Unix
+        socket and the connection hangs.
         """
+        book: IntakeBookkeeping | None = kwargs.get("intake")
+        size = len(stored_events) + (0 if book is None else book.size())
         with (
             self.datastore.get_connection() as conn,
+            conn.pipeline() if size <= PIPELINED_MAX else contextlib.nullcontext(),
             conn.transaction(),
             conn.cursor() as curs,
         ):
-            self._insert_events(curs, stored_events, **kwargs)
-            if not stored_events:
-                return []
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            check = None if book is None else self._write_bookkeeping(curs, book)
+            super()._insert_events(curs, stored_events, **kwargs)  # tracking, if any
+            ids: list[int] = []
+            if stored_events:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                ids = [row["notification_id"] for row in curs.fetchall()]
+            if check is not None:
+                check()
+        return ids
 
     def _insert_stored_events(
         self,
@@ -305,20 +324,37 @@ class LedgerRecorder(PostgresProcessRecorder):
             ),
         )
 
-    def _write_bookkeeping(self, curs: Cursor[DictRow], book: IntakeBookkeeping) -> None:
-        for position in book.positions:
-            curs.execute(
-                self._upsert_position,
-                (position.topic, position.partition, position.next_offset),
+    def _write_bookkeeping(
+        self, curs: Cursor[DictRow], book: IntakeBookkeeping
+    ) -> Callable[[], None] | None:
+        """Send the bookkeeping's statements; return the check of the positions, to call once
+        their answer is in (in pipeline mode it comes with the events' ids)."""
+        check = None
+        if book.positions:
+            moved = curs.connection.cursor()
+            moved.execute(
+                self._upsert_positions,
+                (
+                    [p.topic for p in book.positions],
+                    [p.partition for p in book.positions],
+                    [p.next_offset for p in book.positions],
+                ),
             )
-            if curs.fetchone() is None:
-                # Another worker already consumed past this point (a rebalance we have not
-                # seen yet): this batch must not commit, or its effects would apply twice.
-                msg = (
-                    f"intake position {position.topic}[{position.partition}] is already at or "
-                    f"past offset {position.next_offset}"
-                )
-                raise IntegrityError(msg)
+            positions = book.positions
+
+            def check() -> None:
+                done = {(r["topic"], r["partition"]) for r in moved.fetchall()}
+                for position in positions:
+                    if (position.topic, position.partition) not in done:
+                        # Another worker already consumed past this point (a rebalance we have
+                        # not seen yet): this batch must not commit, or its effects would
+                        # apply twice.
+                        msg = (
+                            f"intake position {position.topic}[{position.partition}] is already"
+                            f" at or past offset {position.next_offset}"
+                        )
+                        raise IntegrityError(msg)
+
         if book.accepted:
             # One statement from arrays, not executemany: in pipeline mode thousands of
             # queued statements can stall the connection, and one statement is faster anyway.
@@ -355,6 +391,7 @@ class LedgerRecorder(PostgresProcessRecorder):
                 ],
             )
             self._notify_channel(curs)  # wakes the relay, as stored events do
+        return check
 
     # Reads used by the intake worker and the CLI.
 
@@ -387,16 +424,47 @@ class LedgerRecorder(PostgresProcessRecorder):
 
     def accepted_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """For the given (source, id) pairs, the content digest of those already accepted."""
-        if not keys:
-            return {}
-        rows = self._query(
-            "SELECT m.source, m.message_id, m.digest FROM {s}.{t} m "
-            "JOIN unnest(%s::text[], %s::text[]) AS k(source, message_id) "
-            "USING (source, message_id)",
-            self.messages_table,
-            ([k[0] for k in keys], [k[1] for k in keys]),
-        )
-        return {(r["source"], r["message_id"]): r["digest"] for r in rows}
+        return self.batch_reads(keys, [])[0]
+
+    def batch_reads(
+        self, keys: Sequence[tuple[str, str]], aggregate_ids: Sequence[UUID]
+    ) -> tuple[dict[tuple[str, str], str], dict[UUID, list[StoredEvent]]]:
+        """What the intake reads before deciding a batch, in one transaction: the content
+        digest of each (source, id) pair already accepted, and every stored event of the
+        given aggregates, in version order. Sent together in pipeline mode when the batch is
+        small (`insert_events` says why only then): one wait for PostgreSQL instead of two
+        transactions' worth."""
+        if not keys and not aggregate_ids:
+            return {}, {}
+        small = len(keys) + len(aggregate_ids) <= PIPELINED_MAX
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline() if small else contextlib.nullcontext(),
+            conn.transaction(force_rollback=True),
+        ):
+            digests = events = None
+            if keys:
+                digests = conn.execute(
+                    self._select_digests, ([k[0] for k in keys], [k[1] for k in keys])
+                )
+            if aggregate_ids:
+                events = conn.execute(self._select_events_for, (list(aggregate_ids),))
+            known = (
+                {}
+                if digests is None
+                else {(r["source"], r["message_id"]): r["digest"] for r in digests.fetchall()}
+            )
+            found: dict[UUID, list[StoredEvent]] = {}
+            for row in [] if events is None else events.fetchall():
+                found.setdefault(row["originator_id"], []).append(
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+        return known, found
 
     def select_rejections(
         self, after: int, limit: int, reason: str | None = None, newest_first: bool = False
@@ -410,6 +478,64 @@ class LedgerRecorder(PostgresProcessRecorder):
             o=SQL("DESC" if newest_first else "ASC"),
         )
         return [_rejection_from_row(r) for r in rows]
+
+    def relay_pages(
+        self, events_after: int, rejections_after: int, limit: int
+    ) -> tuple[list[Notification], list[StoredRejection]]:
+        """What the relay publishes next: up to `limit` stored events after the notification
+        id `events_after`, and up to `limit` rejections after `rejections_after`, in their
+        order; both asked at once in pipeline mode (the queries are small, whatever their
+        answers), one wait for PostgreSQL a step instead of two transactions' worth."""
+        schema = Identifier(self.datastore.schema)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline(),
+            conn.transaction(force_rollback=True),
+        ):
+            events = conn.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version, topic, state"
+                    " FROM {s}.{t} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                ).format(s=schema, t=Identifier(self.events_table_name)),
+                (events_after, limit),
+            )
+            rejections = conn.execute(
+                SQL(
+                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s ORDER BY rejection_id LIMIT %s"
+                ).format(s=schema, t=self.rejections_table),
+                (rejections_after, limit),
+            )
+            notifications = [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in events.fetchall()
+            ]
+            return notifications, [_rejection_from_row(r) for r in rejections.fetchall()]
+
+    def save_relay_positions(self, positions: dict[str, int]) -> None:
+        """Record that everything up to each stream's position is on Kafka (one statement,
+        in pipeline mode with its transaction: one wait for PostgreSQL)."""
+        if not positions:
+            return
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+        ):
+            conn.execute(
+                SQL(
+                    "INSERT INTO {s}.{t} AS r (stream, position)"
+                    " SELECT * FROM unnest(%s::text[], %s::bigint[])"
+                    " ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position,"
+                    " updated_at = now() WHERE r.position < EXCLUDED.position"
+                ).format(s=Identifier(self.datastore.schema), t=self.relay_table),
+                (list(positions), list(positions.values())),
+            )
 
     def get_rejection(self, rejection_id: int) -> StoredRejection | None:
         rows = self._query(
@@ -428,25 +554,7 @@ class LedgerRecorder(PostgresProcessRecorder):
 
     def select_events_for(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of the given aggregates, in one query, in version order."""
-        if not aggregate_ids:
-            return {}
-        rows = self._query(
-            "SELECT originator_id, originator_version, topic, state FROM {s}.{t} "
-            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version",
-            Identifier(self.events_table_name),
-            (list(aggregate_ids),),
-        )
-        found: dict[UUID, list[StoredEvent]] = {}
-        for row in rows:
-            found.setdefault(row["originator_id"], []).append(
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-            )
-        return found
+        return self.batch_reads([], aggregate_ids)[1]
 
     def relay_position(self, stream: str) -> int:
         """How far the relay has published `stream` (0 before it has published anything)."""
@@ -454,17 +562,6 @@ class LedgerRecorder(PostgresProcessRecorder):
             "SELECT position FROM {s}.{t} WHERE stream = %s", self.relay_table, (stream,)
         )
         return int(rows[0]["position"]) if rows else 0
-
-    def save_relay_position(self, stream: str, position: int) -> None:
-        """Record that everything up to `position` of `stream` is on Kafka."""
-        self._query(
-            "INSERT INTO {s}.{t} AS r (stream, position) VALUES (%s, %s) "
-            "ON CONFLICT (stream) DO UPDATE SET position = EXCLUDED.position,"
-            " updated_at = now() WHERE r.position < EXCLUDED.position",
-            self.relay_table,
-            (stream, position),
-            commit=True,
-        )
 
     def max_rejection_id(self) -> int:
         rows = self._query(

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.application import Ledger
-from ledger.domain import Learner, Reason
+from ledger.domain import Learner, Reason, learner_aggregate_id
 from ledger.domain.chain import GENESIS, hash_of_event
 from ledger.domain.learner_state import Intent, PaymentState
 from ledger.settings import Settings
@@ -87,3 +87,39 @@ def test_E0_unknown_learner_payment_and_refund_are_recorded_on_postgres(ledger: 
     assert learner is not None
     kinds = [type(e).__name__ for e in ledger.events.get(learner.id)]
     assert kinds == ["Registered", "PaymentToBeReturned", "RefundDenied"]
+
+
+@pytest.mark.parametrize("pipelined_max", [0, 250])
+def test_a_batch_behind_the_stored_intake_position_commits_nothing(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, pipelined_max: int
+) -> None:
+    """Two intakes racing for a partition: the one whose batch ends at or before where the
+    other has already committed must store nothing (its events, accepted ids, position),
+    whether its statements go one by one or together in pipeline mode."""
+    from eventsourcing.persistence import IntegrityError
+
+    from ledger import store
+    from ledger.store import AcceptedMessage, IntakeBookkeeping, IntakePosition
+
+    monkeypatch.setattr(store, "PIPELINED_MAX", pipelined_max)
+    data_science_learner(ledger, seed=1, learner_id=fresh("warmup"))  # publishes the catalog
+    topic = fresh("intake")
+
+    def batch(learner_id: str, offset: int) -> IntakeBookkeeping:
+        return IntakeBookkeeping(
+            positions=[IntakePosition(topic, 0, offset)],
+            accepted=[AcceptedMessage("test", learner_id, "d", "enroll", topic, 0, offset - 1)],
+        )
+
+    ahead, behind = fresh("ahead"), fresh("behind")
+    with ledger.session() as s:
+        s.enroll(ahead, DS, Intent.CERTIFICATE, T0)
+        s.commit(intake=batch(ahead, 10))
+    session = ledger.session()
+    session.enroll(behind, DS, Intent.CERTIFICATE, T0)
+    with pytest.raises(IntegrityError, match=r"already at or past offset 10"):
+        session.commit(intake=batch(behind, 10))
+    recorder = ledger.ledger_recorder
+    assert recorder.intake_positions(topic) == {0: 10}
+    assert recorder.accepted_digests([("test", ahead), ("test", behind)]) == {("test", ahead): "d"}
+    assert ledger.load_many([learner_aggregate_id(behind)]) == {}

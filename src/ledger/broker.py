@@ -453,6 +453,29 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str
     return created
 
 
+def delete_topics_under(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a benchmark's own, after its run);
+    return their names. A broker holding thousands of partitions that nobody reads any more
+    still keeps, checks and checkpoints each of them."""
+    if not prefix:
+        raise ValueError("deleting topics needs a prefix of their own")
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=30_000
+        )
+    except KafkaError as error:
+        raise _unavailable(error, "connecting the admin client", bootstrap) from error
+    try:
+        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if names:
+            admin.delete_topics(names, timeout_ms=30_000)
+    except KafkaError as error:
+        raise _unavailable(error, "deleting topics", bootstrap) from error
+    finally:
+        admin.close()
+    return names
+
+
 def describe_topics(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
     """Partition count of each named topic that exists."""
     try:

@@ -59,6 +59,21 @@ def test_a_short_latency_run_measures_every_hop_beside_kafka_and_postgresql(
         "raw PostgreSQL commit (one row)",
     ]
     assert all(b["samples"] == 300 and b["p50_ms"] > 0 for b in figures["baselines"])
+    # Where the processors went while it sent: every part named, the workers busy, and no
+    # part busier than the machine.
+    cpu = {c["name"]: c["cores"] for c in figures["cpu"]}
+    assert set(cpu) >= {
+        "this benchmark (load, observer, sampler)",
+        "intake",
+        "relay",
+        "projections",
+        "PostgreSQL (every process)",
+        "Kafka broker",
+        "everything else",
+    }
+    assert 0 < figures["machine_cores_busy"] <= figures["cores"] + 0.05
+    assert all(cpu[name] > 0 for name in ("intake", "relay", "projections"))
+    assert sum(cpu.values()) <= figures["machine_cores_busy"] + 0.3
     # What each worker did in the meantime, from its own batch lines.
     stages = {a["name"]: a for a in figures["stages"]}
     assert list(stages) == ["intake", "relay", "projections"]

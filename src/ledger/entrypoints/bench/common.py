@@ -32,6 +32,7 @@ from rich.table import Table
 
 from commands.intake import IntakeWorker
 from ledger import kafka_records
+from ledger.broker import BrokerUnavailableError, delete_topics_under
 from ledger.entrypoints import bootstrap
 from ledger.errors import LedgerError
 from ledger.logs import configure_logging, get_logger
@@ -333,7 +334,7 @@ def scratch(
     settings: Settings, services: Services, topic_prefix: str, worker_log_level: str = "warning"
 ) -> Iterator[Scratch]:
     """A database of its own (created now, tables made, dropped after use), and topic names
-    under `topic_prefix` (created by whoever publishes to them)."""
+    under `topic_prefix` (created by whoever publishes to them, deleted after use)."""
     database = f"ledger_bench_{secrets.token_hex(3)}"
     with bootstrap.connect(services) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
@@ -348,6 +349,10 @@ def scratch(
     finally:
         with bootstrap.connect(services) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        try:
+            delete_topics_under(services.kafka_bootstrap, topic_prefix)
+        except BrokerUnavailableError as error:
+            log.warning("bench.topics_kept", prefix=topic_prefix, error=str(error)[:300])
 
 
 def time_batches(

@@ -28,7 +28,9 @@ of its own, as a deployment runs them) on a database and topics of its own, and:
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
 import secrets
 import shutil
@@ -37,12 +39,14 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import confluent_kafka
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg.sql import SQL, Composed, Identifier
@@ -53,6 +57,7 @@ from ledger.broker import OutRecord, Producer, ensure_topics
 from ledger.domain import learner_aggregate_id
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch, scratch, worker_env
+from ledger.entrypoints.bench.cpu import CpuUse, CpuWindow
 from ledger.entrypoints.bench.intake import bench_messages
 from ledger.entrypoints.chaos.load import wait_for_catalog
 from ledger.entrypoints.chaos.processes import Workers
@@ -70,6 +75,8 @@ TARGET_P99_MS = 500.0
 #: The workers of a run: one process each, as `ledger run ROLE` runs them.
 ROLES = [("intake", "intake"), ("relay", "relay"), ("projections", "projections")]
 BASELINE_SAMPLES = 300
+#: This process, in the CPU table: the load generator, the observer and the sampler.
+BENCH_ITSELF = "this benchmark (load, observer, sampler)"
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,10 @@ class LatencyFigures:
     hops: list[Spread] = field(default_factory=list)
     baselines: list[Spread] = field(default_factory=list)
     unfinished: int = 0
+    #: Cores each part of the machine kept busy while the steady load was sent, and the
+    #: machine's cores busy in all (`bench.cpu`).
+    cpu: list[CpuUse] = field(default_factory=list)
+    machine_cores_busy: float = 0.0
     #: Samples whose message made no event (a duplicate, a rejection): only (a) applies.
     eventless: int = 0
     stages: list[StageActivity] = field(default_factory=list)
@@ -202,6 +213,9 @@ class LatencyFigures:
             "hops": [vars(h) for h in self.hops],
             "baselines": [vars(b) for b in self.baselines],
             "stages": [vars(a) for a in self.stages],
+            "cpu": [vars(c) for c in self.cpu],
+            "machine_cores_busy": round(self.machine_cores_busy, 3),
+            "cores": os.cpu_count(),
         }
 
 
@@ -226,6 +240,59 @@ def _learner_messages(topic: str, messages: int, learners: int, seed: int) -> li
     """`messages` for `learners` new learners, interleaved, without the catalog message."""
     records = bench_messages(topic, messages + 1, learners, seed)
     return interleaved([r for r in records if r.key != b"ds"], seed)
+
+
+class _LoadProducer:
+    """The steady load's sender: a platform service's producer as Open edX's event bus builds
+    one, on librdkafka (`confluent-kafka`): idempotent, `acks=all`, a 1 ms linger, and the
+    Java client's partitioner (murmur2), as the ledger's own clients place keys.
+
+    The load generator shares the machine with what it measures, so it must cost little:
+    sending 1,800 messages/s alone, kafka-python's producer kept 0.73-0.77 of a core busy,
+    librdkafka 0.13-0.14 (`docs/performance.md`)."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._producer = confluent_kafka.Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": "ledger-bench-latency",
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 1,
+                "partitioner": "murmur2_random",
+            }
+        )
+
+    def send(self, record: OutRecord, delivered: Callable[[int, int], None] | None = None) -> None:
+        """Queue `record`; `delivered(partition, offset)` once the broker has acknowledged it
+        (called from `wait` or a later `send`)."""
+
+        def report(error: Any, message: Any) -> None:
+            if error is None and delivered is not None:
+                delivered(message.partition(), message.offset())
+
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=report,
+                )
+                break
+            except BufferError:  # its queue is full: let it send, then try again
+                self._producer.poll(0.01)
+        self._producer.poll(0)
+
+    def wait(self, seconds: float) -> None:
+        """Pass `seconds`, handling acknowledgements meanwhile."""
+        self._producer.poll(max(seconds, 0.0))
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        left = self._producer.flush(timeout_s)
+        if left:
+            raise LedgerError(f"{left} messages of the steady load were never acknowledged")
 
 
 def _producer(bootstrap_servers: str) -> KafkaProducer:
@@ -471,16 +538,19 @@ def _steady(
     seconds: float,
     every: int,
     console: Console,
+    cpu: CpuWindow,
 ) -> tuple[list[Sample], int, tuple[float, float]]:
     """Send `records` at `rate` for `seconds`, sampling every `every`-th; wait for the samples.
-    Also the wall-clock times the sending began and ended (the workers' logs are read by them)."""
+    Also the wall-clock times the sending began and ended (the workers' logs are read by them);
+    `cpu` is started and stopped with the sending."""
     kafka = own.services.kafka_bootstrap
     observer = _Observer(kafka, own.settings.events_topic)
     observer.start()
     sampler = _Sampler(own, observer)
     sampler.start()
-    producer = _producer(kafka)
+    producer = _LoadProducer(kafka)
     total = min(len(records), int(rate * seconds))
+    cpu.start()
     started = time.monotonic()
     window = [time.time(), 0.0]
     next_report = started + 5
@@ -489,18 +559,13 @@ def _steady(
             due = started + n / rate
             pause = due - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                producer.wait(pause)
             if n % every:
-                producer.send(
-                    record.topic, key=record.key, value=record.value, headers=record.headers
-                )
+                producer.send(record)
                 continue
             learner = (record.key or b"").decode()
             sample = Sample(learner_aggregate_id(learner), time.monotonic())
-            future = producer.send(
-                record.topic, key=record.key, value=record.value, headers=record.headers
-            )
-            future.add_callback(_placed, sample, sampler)
+            producer.send(record, functools.partial(_placed, sample, sampler))
             if time.monotonic() >= next_report:
                 console.print(
                     f"steady load: {n:,} of {total:,} sent, "
@@ -509,11 +574,11 @@ def _steady(
                 next_report += 5
         producer.flush()
         window[1] = time.time()
+        cpu.stop()
         deadline = time.monotonic() + 60
         while sampler.waiting and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        producer.close()
         sampler.stop.set()
         sampler.join(10)
         observer.stop.set()
@@ -521,9 +586,9 @@ def _steady(
     return sampler.samples, total, (window[0], window[1])
 
 
-def _placed(sample: Sample, sampler: _Sampler, metadata: Any) -> None:
+def _placed(sample: Sample, sampler: _Sampler, partition: int, offset: int) -> None:
     """The producer's acknowledgement: where the sampled message landed."""
-    sample.partition, sample.offset = metadata.partition, metadata.offset
+    sample.partition, sample.offset = partition, offset
     sampler.add(sample)
 
 
@@ -572,8 +637,13 @@ def run_latency_bench(
                 f"steady load: {steady_rate:,.0f} messages/s for {seconds:.0f} s, "
                 f"every {every}th sampled"
             )
+            roots = {BENCH_ITSELF: os.getpid()}
+            roots.update(
+                (name, pid) for name, w in workers.by_name.items() if (pid := w.pid) is not None
+            )
+            cpu = CpuWindow(roots)
             samples, sent, window = _steady(
-                own, steady_records, steady_rate, seconds, every, console
+                own, steady_records, steady_rate, seconds, every, console, cpu
             )
             crashes = sum(len(w.crashes) for w in workers.by_name.values())
         finally:
@@ -595,6 +665,7 @@ def run_latency_bench(
         eventless=len(eventless),
     )
     figures.baselines = baselines
+    figures.cpu, figures.machine_cores_busy = cpu.uses, cpu.machine
     figures.stages = stages
     figures.hops = [
         spread(
@@ -649,6 +720,19 @@ def print_latency(console: Console, figures: LatencyFigures) -> None:
             f"{stage.busy:.0%}",
         )
     console.print(busy)
+    if figures.cpu:
+        cores = os.cpu_count() or 0
+        use = Table(
+            title=(
+                f"cores kept busy while the steady load was sent (the machine has {cores}; "
+                f"{figures.machine_cores_busy:.2f} busy in all)"
+            )
+        )
+        use.add_column("part", justify="left")
+        use.add_column("cores", justify="right")
+        for part in figures.cpu:
+            use.add_row(part.name, f"{part.cores:.2f}")
+        console.print(use)
     end = figures.hops[-1]
     met = end.p50_ms <= TARGET_P50_MS and end.p99_ms <= TARGET_P99_MS
     console.print(

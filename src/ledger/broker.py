@@ -418,14 +418,19 @@ class Producer:
                 log.warning("producer.not_closed", error=str(error)[:300])
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:
-    """Create the topics that do not exist yet; return the names it created."""
+def _admin(bootstrap: str, timeout_ms: int) -> KafkaAdminClient:
+    """An admin client of the ledger's, or `BrokerUnavailableError` saying the broker is away."""
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=15_000
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=timeout_ms
         )
     except KafkaError as error:
         raise _unavailable(error, "connecting the admin client", bootstrap) from error
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:
+    """Create the topics that do not exist yet; return the names it created."""
+    admin = _admin(bootstrap, 15_000)
     created: list[str] = []
     try:
         existing = set(admin.list_topics())
@@ -459,12 +464,7 @@ def delete_topics_under(bootstrap: str, prefix: str) -> list[str]:
     still keeps, checks and checkpoints each of them."""
     if not prefix:
         raise ValueError("deleting topics needs a prefix of their own")
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=30_000
-        )
-    except KafkaError as error:
-        raise _unavailable(error, "connecting the admin client", bootstrap) from error
+    admin = _admin(bootstrap, 30_000)
     try:
         names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
         if names:
@@ -478,12 +478,7 @@ def delete_topics_under(bootstrap: str, prefix: str) -> list[str]:
 
 def describe_topics(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
     """Partition count of each named topic that exists."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=10_000
-        )
-    except KafkaError as error:
-        raise _unavailable(error, "connecting the admin client", bootstrap) from error
+    admin = _admin(bootstrap, 10_000)
     try:
         existing = set(admin.list_topics())
         wanted = [n for n in names if n in existing]

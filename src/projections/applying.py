@@ -194,8 +194,7 @@ def apply_together(
     for model, schema, state in parts:
         assert state.seen is not None  # noqa: S101 - loaded just above
         new, seen = admissions.of(state.seen)
-        handlers = model.handlers
-        fresh = [e for e in new if e.kind in handlers]
+        fresh = handled(model, new)
         queries = [
             (table, conn.execute(select_statement(table, schema), (asked,)))
             for table, asked in state.rows.to_load(scopes_of(fresh))
@@ -208,10 +207,7 @@ def apply_together(
         for model, schema, state, fresh, seen, queries in planned:
             for table, found in queries:
                 state.rows.take(table, found.fetchall())
-            apply = model.apply
-            for event in fresh:
-                apply(state.rows, event)
-            applied[model.name] = {(e.aggregate_id, e.version) for e in fresh}
+            applied[model.name] = _apply_loaded(model, state, fresh)
             write_back(cur, schema, state, batch.next_offsets, seen, batch.malformed, copy=copy)
             state.seen = seen
     return applied
@@ -241,14 +237,25 @@ def apply_in_memory(
 ) -> set[tuple[str, int]]:
     """Apply `new` events to the rows `state` holds, loading those of learners (and
     specializations) it does not hold yet; nothing is written. Their identities."""
-    handlers = model.handlers
-    fresh = [e for e in new if e.kind in handlers]
+    fresh = handled(model, new)
     if fresh:
-        rows = state.rows
-        rows.load(cur, schema, scopes_of(fresh))
-        apply = model.apply
-        for event in fresh:
-            apply(rows, event)
+        state.rows.load(cur, schema, scopes_of(fresh))
+    return _apply_loaded(model, state, fresh)
+
+
+def handled(model: ReadModel, events: Sequence[LedgerEvent]) -> list[LedgerEvent]:
+    """The events `model` has a handler for (the others change nothing in it)."""
+    handlers = model.handlers
+    return [e for e in events if e.kind in handlers]
+
+
+def _apply_loaded(
+    model: ReadModel, state: ModelState, fresh: Sequence[LedgerEvent]
+) -> set[tuple[str, int]]:
+    """Apply `fresh` to the rows `state` holds (their scopes loaded); their identities."""
+    apply, rows = model.apply, state.rows
+    for event in fresh:
+        apply(rows, event)
     return {(e.aggregate_id, e.version) for e in fresh}
 
 

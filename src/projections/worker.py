@@ -221,38 +221,37 @@ class ProjectionWorker:
         pipelined = len(batch.events) <= PIPELINED_MAX
         parts = [(m, self._schemas.get(m.name, ""), self._state(m)) for m in self.read_models]
         with conn.transaction(), conn.pipeline() if pipelined else contextlib.nullcontext():
-            live = conn.execute(_LIVE_LOCKED, ([m.name for m in self.read_models],))
+            live = self._lock_live(conn)
             return apply_together(
                 conn,
                 parts,
                 batch,
                 Admissions(batch),
-                lambda: self._check_live(live.fetchall()),
+                lambda: self._check_live(live),
                 copy=not pipelined,
             )
 
-    def _check_live(self, found: list[tuple[Any, ...]]) -> None:
+    def _lock_live(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        """Send the share-locking query of every model's live generation (`_check_live`
+        reads its answer: in pipeline mode, once the batch's other queries are sent too)."""
+        return conn.execute(_LIVE_LOCKED, ([m.name for m in self.read_models],))
+
+    def _check_live(self, locked: psycopg.Cursor[Any]) -> None:
         """Raise `_Switched` unless every model's live schema is the one it was sought in."""
-        live = {str(name): str(schema) for name, schema in found}
+        live = {str(name): str(schema) for name, schema in locked.fetchall()}
         for model in self.read_models:
             if live.get(model.name) != self._schemas.get(model.name):
                 log.info("projections.switched", projection=model.name)
                 raise _Switched(model.name)
-
-    def _live_schema(self, cur: psycopg.Cursor[Any], model: ReadModel) -> str:
-        generation = generations.live(cur, model.name, lock=True)
-        if generation is None or generation.schema != self._schemas.get(model.name):
-            log.info("projections.switched", projection=model.name)
-            raise _Switched(model.name)
-        return generation.schema
 
     def _apply_alone(self, batch: Batch) -> dict[str, set[tuple[str, int]]]:
         """One event, each read model in a savepoint: a model that fails on it skips it."""
         conn = self._db()
         applied: dict[str, set[tuple[str, int]]] = {}
         with conn.transaction(), conn.cursor() as cur:
+            self._check_live(self._lock_live(conn))
             for model in self.read_models:
-                schema = self._live_schema(cur, model)
+                schema = self._schemas[model.name]
                 try:
                     with conn.transaction():
                         applied[model.name] = apply_batch(

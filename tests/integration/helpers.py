@@ -333,10 +333,13 @@ def projected_to_the_end(settings: Settings) -> bool:
     return sum(lag.end for lag in lags) > 0 and all(lag.behind == 0 for lag in lags)
 
 
-def project_all(settings: Settings) -> None:
+def project_all(settings: Settings, max_batch: int = 5000) -> None:
     """Run the projection worker until every read model is at the end of `ledger.events`."""
     worker = ProjectionWorker(
-        settings, services_of(settings).database_url, services_of(settings).kafka_bootstrap
+        settings,
+        services_of(settings).database_url,
+        services_of(settings).kafka_bootstrap,
+        max_batch=max_batch,
     )
 
     def caught_up() -> bool:

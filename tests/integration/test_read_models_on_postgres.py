@@ -338,18 +338,7 @@ def test_batches_applied_in_pipeline_mode_or_statement_by_statement_give_the_sam
     monkeypatch.setattr(worker_module, "PIPELINED_MAX", pipelined_max)
     with fresh_settings(base_settings) as other:
         settings = other.model_copy(update={"topic_prefix": projected.topic_prefix})
-        url = services_of(settings).database_url
-        bootstrap = services_of(settings).kafka_bootstrap
-        worker = worker_module.ProjectionWorker(settings, url, bootstrap, max_batch=50)
-
-        def caught_up() -> bool:
-            worker.step()
-            return projected_to_the_end(settings)
-
-        try:
-            wait_for(caught_up, 90, "the projections")
-        finally:
-            worker.close()
+        project_all(settings, max_batch=50)
         assert dumps(settings) == expected
 
 

@@ -223,42 +223,19 @@ def test_a_broker_that_does_not_answer_the_lag_check_is_not_a_stall() -> None:
 
 
 def test_closing_a_producer_with_the_broker_away_never_raises() -> None:
-    """kafka-python's close flushes first, whatever its timeout, and raises KafkaTimeoutError
-    while records are unsent (seen: `close(timeout=0)` raised too, and ended the chaos load's
-    sender); the relay closes its producer precisely to recover from that, and the raise used
-    to end it. The stub behaves as kafka-python 3.0.12 does: unsent batches make every close
-    raise until the sender is force-closed, which fails them."""
-    from kafka.errors import KafkaTimeoutError
+    """The relay closes its producer to recover from a broker outage, when records are unsent
+    by definition: the close gives them 5 s, drops them and returns (a raise here used to end
+    the relay). No broker listens on port 1."""
+    import time
 
     from ledger.broker import Producer
 
-    class Sender:
-        def __init__(self, owner: Stuck) -> None:
-            self.owner = owner
-
-        def force_close(self) -> None:
-            self.owner.unsent = 0
-
-        def join(self, timeout: float) -> None:
-            pass
-
-    class Stuck:
-        def __init__(self) -> None:
-            self.unsent = 3
-            self.timeouts: list[float] = []
-            self._sender = Sender(self)
-
-        def close(self, timeout: float) -> None:
-            self.timeouts.append(timeout)
-            if self.unsent:
-                raise KafkaTimeoutError("Timeout waiting for future")
-
-    producer = Producer.__new__(Producer)
-    stuck = Stuck()
-    producer._producer = stuck
+    producer = Producer("127.0.0.1:1", "test-close", delivery_timeout_ms=60_000)
+    producer._producer.produce("t", value=b"unsent")
+    started = time.monotonic()
     producer.close()
-    assert stuck.timeouts == [5, 0]
-    assert stuck.unsent == 0
+    assert time.monotonic() - started < 15
+    assert len(producer._producer) == 0  # nothing left queued
 
 
 def test_a_zombie_postmaster_is_not_running() -> None:

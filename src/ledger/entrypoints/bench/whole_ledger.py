@@ -27,6 +27,7 @@ from ledger.entrypoints.bench.common import (
     Figure,
     median,
     processes_label,
+    quiet_after_filling,
     raw_kafka,
     scratch,
     settle,
@@ -86,7 +87,7 @@ def run_verify_bench(
                 raise LedgerError(f"the pipeline did not catch up (crashed: {pipeline.crashed})")
         events = sum(end_offsets(where.kafka_bootstrap, settings.events_topic).values())
         console.print(f"{events:,} events on {settings.events_topic}; measuring")
-        _quiet_after_filling(where)
+        quiet_after_filling(where)
         rounds: list[list[Figure]] = []
         for round_number in range(1, repeat + 1):
             figures = [raw_kafka(where.kafka_bootstrap, settings.events_topic, events)]
@@ -101,16 +102,6 @@ def run_verify_bench(
             )
             rounds.append(figures)
     return [median([r[n] for r in rounds]) for n in range(len(rounds[0]))]
-
-
-def _quiet_after_filling(where: Services) -> None:
-    """Vacuum and analyze what filling the ledger wrote, now rather than during a measured run.
-
-    Filling stores well over a hundred thousand rows (events, positions, read models); the
-    autovacuum and analyze they call for would otherwise start in the middle of whichever
-    rebuild came next and take a core from it."""
-    with bootstrap.connect(where) as conn:  # autocommit: VACUUM runs outside a transaction
-        conn.execute("VACUUM (ANALYZE)")
 
 
 def _rebuild(settings: Settings, where: Services, processes: int) -> Figure:

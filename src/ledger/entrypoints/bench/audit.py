@@ -23,7 +23,7 @@ from ledger.audit.history import learner_history
 from ledger.audit.verify import verify
 from ledger.domain.learner_state import Intent
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import scratch
+from ledger.entrypoints.bench.common import deleting_topics, scratch
 from ledger.relay import Relay
 from ledger.settings import Services, Settings
 
@@ -75,7 +75,7 @@ def run_audit_bench(
     base: Settings, services: Services, events: int, samples: int, console: Console
 ) -> AuditFigures:
     prefix = f"bench-{secrets.token_hex(3)}."
-    with scratch(base, services, prefix) as own:
+    with scratch(base, services, prefix) as own, deleting_topics(services, prefix):
         settings = own.settings
         bootstrap.prepare_topics(settings, own.services)
         learner_id = "long-history"

@@ -26,6 +26,7 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
     Figure,
     Scratch,
+    deleting_topics,
     intake_rate,
     median,
     processes_label,
@@ -177,7 +178,7 @@ def run_bridge_bench(
             prefix = f"bench-{secrets.token_hex(3)}."
             topic = f"{prefix}openedx.learning"
             settings = base.model_copy(update={"openedx_topics": topic, "openedx_mapping": mapping})
-            with scratch(settings, services, prefix) as own:
+            with scratch(settings, services, prefix) as own, deleting_topics(services, prefix):
                 bootstrap.prepare_topics(own.settings, own.services)
                 ensure_topics(kafka, {topic: own.settings.partitions}, {"retention.ms": "-1"})
                 records = openedx_messages(topic, learners)

@@ -334,7 +334,8 @@ def scratch(
     settings: Settings, services: Services, topic_prefix: str, worker_log_level: str = "warning"
 ) -> Iterator[Scratch]:
     """A database of its own (created now, tables made, dropped after use), and topic names
-    under `topic_prefix` (created by whoever publishes to them, deleted after use)."""
+    under `topic_prefix` (created by whoever publishes to them; deleted by whoever made the
+    prefix, which several scratches may share: `deleting_topics`)."""
     database = f"ledger_bench_{secrets.token_hex(3)}"
     with bootstrap.connect(services) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
@@ -349,10 +350,20 @@ def scratch(
     finally:
         with bootstrap.connect(services) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@contextmanager
+def deleting_topics(services: Services, prefix: str) -> Iterator[None]:
+    """Delete a benchmark run's topics (those under `prefix`) when it is done with them: the
+    broker here had kept 9,240 partitions of earlier runs, each still kept, checked and
+    checkpointed. A broker that is away keeps them, with a warning."""
+    try:
+        yield
+    finally:
         try:
-            delete_topics_under(services.kafka_bootstrap, topic_prefix)
+            delete_topics_under(services.kafka_bootstrap, prefix)
         except BrokerUnavailableError as error:
-            log.warning("bench.topics_kept", prefix=topic_prefix, error=str(error)[:300])
+            log.warning("bench.topics_kept", prefix=prefix, error=str(error)[:300])
 
 
 def time_batches(

@@ -32,6 +32,7 @@ from ledger.entrypoints.bench.common import (
     T0,
     Figure,
     Scratch,
+    deleting_topics,
     intake_rate,
     median,
     per_process_count,
@@ -244,44 +245,45 @@ def run_intake_bench(
     stored: list[Any] | None = None
     for round_number in range(1, repeat + 1):
         prefix = f"bench-{secrets.token_hex(3)}."
-        with scratch(base, services, prefix) as own:
-            settings = own.settings
-            bootstrap.prepare_topics(settings, own.services)
-            records = bench_messages(settings.intake_topic, messages, learners)
-            console.print(
-                f"round {round_number}/{repeat}: publishing {len(records)} messages "
-                f"for {learners} learners to {settings.intake_topic} "
-                f"({settings.partitions} partitions)"
-            )
-            producer = Producer(kafka, client_id="ledger-bench")
-            try:
-                producer.send_all(records[:1])
-                producer.send_all(records[1:], timeout_s=300)
-            finally:
-                producer.close()
-            figures.setdefault("kafka", []).append(
-                raw_kafka(kafka, settings.intake_topic, len(records))
-            )
-            figures.setdefault("es", []).append(
-                raw_eventsourcing(own.services.database_url, len(records), 500)
-            )
-            if stored is None:
-                with console.status("deciding the messages in memory, for the raw inserts"):
-                    stored = decided_events(records, lambda n: None, stored=True)
-            figures.setdefault("pg", []).append(
-                raw_insert(own.services.database_url, stored, settings.intake_batch)
-            )
-        for count, figure in per_process_count(
-            base,
-            services,
-            prefix,
-            runs,
-            len(records),
-            "ledger intake",
-            partial(ledger_intake, expected=len(records)),
-            console,
-            worker_log_level,
-        ):
-            figures.setdefault(f"intake{count}", []).append(figure)
+        with deleting_topics(services, prefix):
+            with scratch(base, services, prefix) as own:
+                settings = own.settings
+                bootstrap.prepare_topics(settings, own.services)
+                records = bench_messages(settings.intake_topic, messages, learners)
+                console.print(
+                    f"round {round_number}/{repeat}: publishing {len(records)} messages "
+                    f"for {learners} learners to {settings.intake_topic} "
+                    f"({settings.partitions} partitions)"
+                )
+                producer = Producer(kafka, client_id="ledger-bench")
+                try:
+                    producer.send_all(records[:1])
+                    producer.send_all(records[1:], timeout_s=300)
+                finally:
+                    producer.close()
+                figures.setdefault("kafka", []).append(
+                    raw_kafka(kafka, settings.intake_topic, len(records))
+                )
+                figures.setdefault("es", []).append(
+                    raw_eventsourcing(own.services.database_url, len(records), 500)
+                )
+                if stored is None:
+                    with console.status("deciding the messages in memory, for the raw inserts"):
+                        stored = decided_events(records, lambda n: None, stored=True)
+                figures.setdefault("pg", []).append(
+                    raw_insert(own.services.database_url, stored, settings.intake_batch)
+                )
+            for count, figure in per_process_count(
+                base,
+                services,
+                prefix,
+                runs,
+                len(records),
+                "ledger intake",
+                partial(ledger_intake, expected=len(records)),
+                console,
+                worker_log_level,
+            ):
+                figures.setdefault(f"intake{count}", []).append(figure)
     baselines = ("kafka", "pg", "es")
     return [median(figures[k]) for k in (*baselines, *(f"intake{n}" for n in runs))]

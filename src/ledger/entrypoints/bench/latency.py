@@ -58,6 +58,7 @@ from ledger.domain import learner_aggregate_id
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
     Scratch,
+    deleting_topics,
     quiet_after_filling,
     scratch,
     settle,
@@ -613,7 +614,7 @@ def run_latency_bench(
 ) -> LatencyFigures:
     """The three parts of the module docstring, on a database and topics of their own."""
     prefix = f"bench-{secrets.token_hex(3)}."
-    with scratch(base, services, prefix) as own:
+    with scratch(base, services, prefix) as own, deleting_topics(services, prefix):
         settings = own.settings
         bootstrap.prepare_topics(settings, own.services)
         logs = Path(tempfile.mkdtemp(prefix="latency-", dir=settings.state_path))

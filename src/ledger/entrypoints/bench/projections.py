@@ -29,6 +29,7 @@ from ledger.entrypoints.bench.common import (
     WITHOUT_CREDENTIALS,
     Figure,
     Scratch,
+    deleting_topics,
     median,
     per_process_count,
     print_figures,
@@ -229,37 +230,40 @@ def run_projections_bench(
     ratios: list[float] = []
     for round_number in range(1, repeat + 1):
         prefix = f"bench-{secrets.token_hex(3)}."
-        with scratch(base, services, prefix) as own:
-            bootstrap.prepare_topics(own.settings, own.services)
-            topic = own.settings.events_topic
-            console.print(
-                f"round {round_number}/{repeat}: publishing {len(template):,} events to {topic} "
-                f"({own.settings.partitions} partitions)"
-            )
-            publish(kafka, [OutRecord(topic, r.key, r.value, r.headers) for r in template])
-            figures["kafka"].append(raw_kafka(kafka, topic, len(template)))
-            figures["postgres"].append(
-                raw_upsert(own.services.database_url, len(template), learners)
-            )
-
-        def run(kind: str, counts: list[int], prefix: str = prefix) -> dict[int, Figure]:
-            label = "projection worker" + (" without credentials" if kind != PROJECTIONS else "")
-            measure = ledger_projections if kind == PROJECTIONS else without_credentials
-            return dict(
-                per_process_count(
-                    base, services, prefix, counts, len(template), label, measure, console
+        with deleting_topics(services, prefix):
+            with scratch(base, services, prefix) as own:
+                bootstrap.prepare_topics(own.settings, own.services)
+                topic = own.settings.events_topic
+                console.print(
+                    f"round {round_number}/{repeat}: publishing {len(template):,} events to "
+                    f"{topic} ({own.settings.partitions} partitions)"
                 )
-            )
+                publish(kafka, [OutRecord(topic, r.key, r.value, r.headers) for r in template])
+                figures["kafka"].append(raw_kafka(kafka, topic, len(template)))
+                figures["postgres"].append(
+                    raw_upsert(own.services.database_url, len(template), learners)
+                )
 
-        if processes != 1:
-            figures.setdefault("p1", []).append(run(PROJECTIONS, [1])[1])
-        pair = [PROJECTIONS, WITHOUT_CREDENTIALS]
-        if round_number % 2 == 0:
-            pair.reverse()
-        measured = {kind: run(kind, [processes])[processes] for kind in pair}
-        with_them, without = measured[PROJECTIONS], measured[WITHOUT_CREDENTIALS]
-        figures.setdefault(f"p{processes}", []).append(with_them)
-        figures.setdefault(f"w{processes}", []).append(without)
+            def run(kind: str, counts: list[int], prefix: str = prefix) -> dict[int, Figure]:
+                label = "projection worker" + (
+                    " without credentials" if kind != PROJECTIONS else ""
+                )
+                measure = ledger_projections if kind == PROJECTIONS else without_credentials
+                return dict(
+                    per_process_count(
+                        base, services, prefix, counts, len(template), label, measure, console
+                    )
+                )
+
+            if processes != 1:
+                figures.setdefault("p1", []).append(run(PROJECTIONS, [1])[1])
+            pair = [PROJECTIONS, WITHOUT_CREDENTIALS]
+            if round_number % 2 == 0:
+                pair.reverse()
+            measured = {kind: run(kind, [processes])[processes] for kind in pair}
+            with_them, without = measured[PROJECTIONS], measured[WITHOUT_CREDENTIALS]
+            figures.setdefault(f"p{processes}", []).append(with_them)
+            figures.setdefault(f"w{processes}", []).append(without)
         ratios.append(with_them.per_second / without.per_second)
         console.print(
             f"round {round_number}/{repeat}: with credentials {with_them.per_second:,.0f}/s, "

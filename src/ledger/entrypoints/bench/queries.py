@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ledger.entrypoints import bootstrap
-from ledger.entrypoints.bench.common import Latency, latency_of, scratch
+from ledger.entrypoints.bench.common import Latency, deleting_topics, latency_of, scratch
 from ledger.entrypoints.bench.http import time_http
 from ledger.entrypoints.bench.plans import Plan
 from ledger.entrypoints.bench.plans import explain as explain_plans
@@ -153,8 +153,10 @@ def run_queries_bench(
     """Load a population into a scratch database's read models, check a sample of the copies,
     time the support queries on one connection (as the CLI asks them) and over HTTP (as the API
     and the console answer them), then measure the projection worker's memory on top of it."""
+    prefix = f"bench-{secrets.token_hex(3)}."
     with (
-        scratch(base, services, f"bench-{secrets.token_hex(3)}.") as own,
+        scratch(base, services, prefix) as own,
+        deleting_topics(services, prefix),
         bootstrap.connect(own.services) as conn,
     ):
         started = time.perf_counter()

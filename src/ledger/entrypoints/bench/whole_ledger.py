@@ -25,6 +25,7 @@ from ledger.broker import Producer, end_offsets
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
     Figure,
+    deleting_topics,
     median,
     processes_label,
     quiet_after_filling,
@@ -58,7 +59,8 @@ def run_verify_bench(
     """Fill a ledger of its own, then measure raw Kafka, the rebuilds and `audit verify`, each
     the median of `repeat` rounds over that same ledger (filling it is the slow part; a single
     rebuild of a few seconds varied by a third from one run to the next)."""
-    with scratch(base, services, f"bench-{secrets.token_hex(3)}.") as own:
+    prefix = f"bench-{secrets.token_hex(3)}."
+    with scratch(base, services, prefix) as own, deleting_topics(services, prefix):
         settings, where = own.settings, own.services
         bootstrap.prepare_topics(settings, where)
         records = bench_messages(settings.intake_topic, messages, learners)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import random
 import secrets
@@ -361,32 +362,54 @@ def postgres_commit(services: Services, samples: int) -> Spread:
 
 class _Observer(threading.Thread):
     """A consumer of `ledger.events` from its current end: when each event (by its position in
-    the notification log) reached it, and where it is on the topic."""
+    the notification log) reached it, and where it is on the topic.
+
+    On librdkafka, as the load generator: it reads every event the relay publishes (2,000-4,000
+    a second here), and a kafka-python consumer parsing them in Python was most of this
+    benchmark's own share of the two cores, taken from the workers it measures."""
 
     def __init__(self, bootstrap_servers: str, topic: str) -> None:
         super().__init__(name="latency-observer", daemon=True)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+        self.consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"latency-observer-{secrets.token_hex(4)}",  # assigned, never joins
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 50,
+                "logger": logging.getLogger("kafka.librdkafka"),
+            }
         )
-        partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
+        metadata = self.consumer.list_topics(topic, timeout=10)
+        # Each partition's end now, read before assigning: with OFFSET_END librdkafka looks it
+        # up in the background, and an event published meanwhile would be skipped.
+        partitions = []
+        for p in sorted(metadata.topics[topic].partitions):
+            partition = confluent_kafka.TopicPartition(topic, p)
+            _low, high = self.consumer.get_watermark_offsets(partition, timeout=10)
+            partitions.append(confluent_kafka.TopicPartition(topic, p, high))
         self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            self.consumer.position(partition)
         self.seen: dict[int, tuple[float, int, int]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            polled = self.consumer.poll(timeout_ms=100)
+            # `consume` waits for its whole batch or the timeout: wait for one message, then
+            # take what has already arrived, so nothing is seen later than it came.
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            messages = [first, *self.consumer.consume(num_messages=1000, timeout=0)]
             now = time.monotonic()
-            found = {}
-            for records in polled.values():
-                for record in records:
-                    for name, value in record.headers:
-                        if name == "ledger_position" and value is not None:
-                            found[int(value)] = (now, record.partition, record.offset)
+            found: dict[int, tuple[float, int, int]] = {}
+            for message in messages:
+                partition, offset = message.partition(), message.offset()
+                if message.error() is not None or partition is None or offset is None:
+                    continue
+                headers = message.headers()  # a list of pairs (typed as a dict too)
+                for name, value in headers if isinstance(headers, list) else []:
+                    if name == "ledger_position" and isinstance(value, bytes):
+                        found[int(value)] = (now, partition, offset)
             if found:
                 with self.lock:
                     self.seen.update(found)

@@ -436,7 +436,13 @@ def _admin(bootstrap: str, timeout_ms: int) -> KafkaAdminClient:
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str]) -> list[str]:
-    """Create the topics that do not exist yet; return the names it created."""
+    """Create the topics that do not exist yet; return the names it created.
+
+    Replicated as the cluster is configured to (`default.replication.factor`, and its
+    `min.insync.replicas` for writes): one copy on the single local node, three on
+    `ledger stack up --brokers 3` (two in sync), whatever an operator's own cluster sets. A
+    cluster with too few nodes up to place every copy refuses the topic, rather than the
+    ledger making one that is less safe than the others."""
     admin = _admin(bootstrap, 15_000)
     created: list[str] = []
     try:
@@ -449,7 +455,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str
                     {
                         name: {
                             "num_partitions": partitions,
-                            "replication_factor": 1,
+                            "replication_factor": -1,  # the cluster's default
                             "configs": dict(configs),
                         }
                     },
@@ -495,6 +501,62 @@ def describe_topics(bootstrap: str, names: Sequence[str]) -> dict[str, int]:
     finally:
         admin.close()
     return {t["name"]: len(t["partitions"]) for t in described}
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How safely a topic is kept: the copies of its least replicated partition, the fewest
+    of them in sync now, and how many must have a write before it is acknowledged."""
+
+    replicas: int
+    in_sync: int
+    min_in_sync: int
+
+
+def replication(bootstrap: str, names: Sequence[str]) -> dict[str, Replication]:
+    """`Replication` of each named topic (what `ledger stack status` and the chaos runs show)."""
+    from confluent_kafka import admin as rdkafka_admin  # noqa: PLC0415
+
+    admin = rdkafka_admin.AdminClient(
+        {"bootstrap.servers": bootstrap}, logger=logging.getLogger("kafka.librdkafka")
+    )
+    config_resource: Any = getattr(rdkafka_admin, "ConfigResource")  # noqa: B009 - not exported in its stubs
+    try:
+        metadata = admin.list_topics(timeout=10)
+        found = [n for n in names if n in metadata.topics]
+        configs = admin.describe_configs([config_resource("topic", n) for n in found])
+        minimums = {
+            resource.name: int(future.result(timeout=10)["min.insync.replicas"].value)
+            for resource, future in configs.items()
+        }
+    except confluent_kafka.KafkaException as error:
+        raise _unavailable(error, "describing topics", bootstrap) from error
+    described = {}
+    for name in found:
+        partitions = metadata.topics[name].partitions.values()
+        described[name] = Replication(
+            min(len(p.replicas) for p in partitions),
+            min(len(p.isrs) for p in partitions),
+            minimums[name],
+        )
+    return described
+
+
+def partition_leader(bootstrap: str, topic: str, partition: int) -> int | None:
+    """The node id leading a partition (None if it has no leader now): `__consumer_offsets`
+    partition 0 is the group coordinator of every group on the local Kafka."""
+    from confluent_kafka import admin as rdkafka_admin  # noqa: PLC0415
+
+    admin = rdkafka_admin.AdminClient(
+        {"bootstrap.servers": bootstrap}, logger=logging.getLogger("kafka.librdkafka")
+    )
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=10)
+    except confluent_kafka.KafkaException as error:
+        raise _unavailable(error, "reading topic metadata", bootstrap) from error
+    found = metadata.topics.get(topic)
+    leader = found.partitions[partition].leader if found and partition in found.partitions else -1
+    return leader if leader >= 0 else None
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

@@ -50,7 +50,6 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from ledger.errors import ConfigurationError
 
-LOCAL_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 #: A rate as `LEDGER_PUBLIC_RATE_LIMIT` takes it (and the `limits` package reads it).
 _RATE = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 PREFIX = "LEDGER_"

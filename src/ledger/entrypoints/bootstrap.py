@@ -116,6 +116,21 @@ def prepare_database(services: Services) -> None:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
+def describe_replication(settings: Settings, services: Services) -> str:
+    """One line on how the ledger's topics are kept, from the broker: what an operator checks
+    after `ledger stack up --brokers 3` (every partition on three nodes, two in sync)."""
+    from ledger.broker import replication  # noqa: PLC0415
+
+    kept = replication(services.kafka_bootstrap, settings.topics)
+    shapes = sorted({(r.replicas, r.min_in_sync) for r in kept.values()})
+    words = "; ".join(
+        f"{replicas} cop{'y' if replicas == 1 else 'ies'} of every partition, "
+        f"a write acknowledged once {minimum} ha{'s' if minimum == 1 else 've'} it"
+        for replicas, minimum in shapes
+    )
+    return f"ledger topics ({len(kept)}): {words}"
+
+
 def prepare_topics(settings: Settings, services: Services) -> list[str]:
     """Create the three ledger topics if missing, kept forever; return those created."""
     from ledger.broker import ensure_topics, warm_up_groups  # noqa: PLC0415

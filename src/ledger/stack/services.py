@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.errors import StackError
-from ledger.settings import LOCAL_KAFKA_BOOTSTRAP, Settings
+from ledger.settings import Settings
 from ledger.stack import kafka, postgres
 from ledger.stack.names import Service
 
@@ -41,23 +41,26 @@ def database_url(settings: Settings) -> str:
 
 
 def kafka_bootstrap(settings: Settings) -> str:
-    return settings.kafka_bootstrap or LOCAL_KAFKA_BOOTSTRAP
+    """LEDGER_KAFKA_BOOTSTRAP, else every node of the local Kafka (one, or a cluster)."""
+    return settings.kafka_bootstrap or kafka.bootstrap_servers(settings.state_path)
 
 
 def up(
     settings: Settings,
     only: Service | None = None,
     waiting: Callable[[str], None] | None = None,
+    brokers: int | None = None,
 ) -> list[ServiceStatus]:
     """Start the embedded services that are not given by the environment; harmless if up.
 
-    A PostgreSQL still recovering from a crash is waited for (`waiting` is told so)."""
+    A PostgreSQL still recovering from a crash is waited for (`waiting` is told so). `brokers`:
+    the local Kafka's node count, 1 or 3, when it is first made (see `ledger.stack.kafka`)."""
     state = settings.state_path
     state.mkdir(parents=True, exist_ok=True)
     if only in (None, Service.POSTGRES) and not settings.database_url:
         postgres.start(state, waiting=waiting)
     if only in (None, Service.KAFKA) and not settings.kafka_bootstrap:
-        kafka.start(state)
+        kafka.start(state, brokers)
     return status(settings)
 
 
@@ -95,14 +98,23 @@ def status(settings: Settings) -> list[ServiceStatus]:
             Service.KAFKA, False, True, settings.kafka_bootstrap, "from LEDGER_KAFKA_BOOTSTRAP"
         )
     else:
-        pid = kafka.running_pid(state)
-        ready = pid is not None and kafka.port_open()
+        pids = kafka.running_pids(state)
+        up_nodes = [
+            n for n in kafka.nodes(state) if pids[n.node_id] and kafka.port_open(port=n.client_port)
+        ]
+        if len(pids) == 1:
+            pid = pids[1]
+            detail = f"local broker, pid {pid}" if pid else "local broker, stopped"
+        else:
+            detail = f"local cluster, {len(up_nodes)} of {len(pids)} nodes up: " + ", ".join(
+                f"node {n} " + (f"pid {pid}" if pid else "down") for n, pid in pids.items()
+            )
         kf = ServiceStatus(
             Service.KAFKA,
             True,
-            ready,
-            LOCAL_KAFKA_BOOTSTRAP,
-            f"local broker, pid {pid}" if pid else "local broker, stopped",
+            len(up_nodes) == len(pids),
+            kafka.bootstrap_servers(state),
+            detail,
         )
     return [pg, kf]
 

@@ -23,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger.broker import partition_leader
 from ledger.entrypoints import bootstrap
+from ledger.entrypoints.bench.common import Scratch
 from ledger.entrypoints.chaos.environment import set_loopback
 from ledger.entrypoints.chaos.processes import Workers
+from ledger.entrypoints.pipeline_stages import read_stages
 from ledger.errors import StackError
 from ledger.settings import Services, Settings
 from ledger.stack import kafka, postgres
@@ -52,6 +55,8 @@ class Run:
     rng: random.Random
     #: What the fault did, in words, with the seconds since the load began.
     story: list[str] = field(default_factory=list)
+    #: What the fault itself found wrong while it was on (the run is then not clean).
+    failed: list[str] = field(default_factory=list)
 
 
 Inject = Callable[[Run], None]
@@ -65,6 +70,8 @@ class Fault:
     roles: list[tuple[str, str]] = field(default_factory=lambda: list(STANDARD_ROLES))
     #: Arms the events-table trigger of `install_hold` before the run.
     needs_hold: bool = False
+    #: The Kafka nodes it needs (`ledger chaos --brokers`): a fault of one node of a cluster.
+    min_brokers: int = 1
 
 
 def _downtime(run: Run, low: float = 1.0, high: float = 3.0) -> float:
@@ -83,13 +90,17 @@ def process_fault(name: str, signum: signal.Signals) -> Inject:
 
 
 def kafka_fault(hard: bool) -> Inject:
+    """All of Kafka away (every node of a cluster), then back."""
+
     def inject(run: Run) -> None:
-        pid = kafka.running_pid(run.state_dir)
-        if pid is None:
+        pids = [pid for pid in kafka.running_pids(run.state_dir).values() if pid is not None]
+        if not pids:
             raise StackError("the chaos broker is not running")
         if hard:
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid)
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            for pid in pids:
+                _wait_gone(pid)
         else:
             kafka.stop(run.state_dir)
         down = _downtime(run)
@@ -98,6 +109,60 @@ def kafka_fault(hard: bool) -> Inject:
         kafka.start(run.state_dir)
 
     return inject
+
+
+#: How long one node of a cluster stays dead: past the controller's 4 s session timeout
+#: (`ledger.stack.kafka`), so it is fenced, its partitions get new leaders and leave its ISR,
+#: and the pipeline must carry on without it.
+NODE_DOWN_S = (6.0, 10.0)
+
+
+def kafka_node_killed(run: Run) -> None:
+    """One node of the cluster SIGKILLed mid-load and started again after `NODE_DOWN_S`.
+
+    While it is away the other two hold every partition's data and a quorum of the
+    controllers, so the pipeline must not stop: the fault checks that every stage with work
+    waiting moved on while the node was down (`Run.failed` says which did not)."""
+    pids = kafka.running_pids(run.state_dir)
+    if len(pids) < 3 or not all(pids.values()):
+        raise StackError("the kafka-node-kill fault needs a cluster of three running nodes")
+    # The group coordinator's node when there is one (the hardest to lose: every consumer
+    # group must find a new coordinator, beside the partitions it led), else one at random.
+    coordinator = partition_leader(run.services.kafka_bootstrap, "__consumer_offsets", 0)
+    node = coordinator if coordinator in pids else run.rng.choice(sorted(pids))
+    own = Scratch(run.settings, run.services)
+    before = read_stages(own)
+    pid = kafka.kill_node(run.state_dir, node)
+    _wait_gone(pid)
+    down = run.rng.uniform(*NODE_DOWN_S)
+    time.sleep(down)
+    during = read_stages(own)
+    kafka.start(run.state_dir)
+    role = " (the group coordinator)" if node == coordinator else ""
+    run.story.append(f"kafka node {node}{role} of {len(pids)} killed (SIGKILL), down {down:.1f} s")
+    if before is None or during is None:
+        run.failed.append(f"the pipeline's positions could not be read while node {node} was down")
+        return
+    moved = {
+        "intake": (during.intake_done - before.intake_done, during.intake_end > before.intake_done),
+        "relay": (during.relay_done - before.relay_done, during.stored > before.relay_done),
+        "read models": (
+            during.projected - before.projected,
+            during.published > before.projected,
+        ),
+    }
+    run.story.append(
+        "while it was down: "
+        + ", ".join(f"{stage} moved {count}" for stage, (count, _) in moved.items())
+    )
+    for stage, (count, had_work) in moved.items():
+        if had_work and count <= 0:
+            run.failed.append(f"the {stage} stopped while kafka node {node} was down")
+    if not any(had_work for _, had_work in moved.values()):
+        run.failed.append(
+            f"no work reached the pipeline while kafka node {node} was down: the run proved "
+            "nothing (strike earlier in the load, or send it over a longer --window)"
+        )
 
 
 def postgres_fault(hard: bool) -> Inject:
@@ -266,6 +331,12 @@ FAULTS: list[Fault] = [
     Fault("api-term", "the HTTP API SIGTERMed", process_fault("api", signal.SIGTERM)),
     Fault("kafka-kill", "the broker killed with kill -9", kafka_fault(hard=True)),
     Fault("kafka-term", "the broker stopped (SIGTERM)", kafka_fault(hard=False)),
+    Fault(
+        "kafka-node-kill",
+        "one Kafka node of three SIGKILLed, started again after 6-10 s",
+        kafka_node_killed,
+        min_brokers=3,
+    ),
     Fault("postgres-kill", "PostgreSQL killed with kill -9", postgres_fault(hard=True)),
     Fault("postgres-stop", "PostgreSQL stopped (fast shutdown)", postgres_fault(hard=False)),
     Fault(

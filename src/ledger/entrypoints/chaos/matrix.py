@@ -52,6 +52,8 @@ class RunResult:
     republished: int = 0
     stalls: int = 0
     unrecovered: int = 0
+    #: A fault the pipeline should ride through (one Kafka node of three) stopped a stage.
+    halted: int = 0
     failures: int = 0
     crashes: int = 0
     recovery_s: float | None = None
@@ -68,6 +70,7 @@ class RunResult:
             or self.reordered
             or self.diverged
             or self.unrecovered
+            or self.halted
             or self.failures
             or self.crashes
         )
@@ -176,6 +179,8 @@ def _strike(
         fault.inject(run)
         lifted = time.monotonic()
         result.story = [f"at {at:.1f} s: {line}" for line in run.story]
+        result.halted = len(run.failed)
+        result.notes.extend(run.failed)
         loader.join(options.window_s + SETTLE_TIMEOUT_S)
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         result.recovery_s = measure_recovery(own, lifted, deadline)
@@ -209,6 +214,7 @@ class Summary:
     republished: int = 0
     stalls: int = 0
     unrecovered: int = 0
+    halted: int = 0
     failures: int = 0
     crashes: int = 0
     max_recovery_s: float = 0.0
@@ -224,6 +230,7 @@ class Summary:
             "republished",
             "stalls",
             "unrecovered",
+            "halted",
             "failures",
             "crashes",
         ):

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -66,21 +67,36 @@ def chaos(
     kafka_debug: Annotated[
         bool, typer.Option(help="Each worker also writes kafka-python's debug log (with --keep).")
     ] = False,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            help="Kafka nodes of the chaos stack: 1, or 3 (a replicated cluster, which adds the "
+            "fault of one node killed)."
+        ),
+    ] = 1,
 ) -> None:
     """Every fault, --runs times, through the real pipeline, against a fault-free run."""
     if ctx.invoked_subcommand is not None:
         return
+    from ledger.broker import replication  # noqa: PLC0415
     from ledger.entrypoints.chaos.faults import BY_NAME, FAULTS  # noqa: PLC0415
     from ledger.entrypoints.chaos.matrix import Options, RunResult, run_matrix  # noqa: PLC0415
 
-    chosen = FAULTS if faults == "all" else []
+    if brokers not in (1, 3):
+        raise typer.BadParameter("the chaos stack runs 1 or 3 Kafka nodes", param_hint="--brokers")
+    chosen = [f for f in FAULTS if f.min_brokers <= brokers] if faults == "all" else []
     if faults != "all":
         for name in faults.split(","):
             if name.strip() not in BY_NAME:
                 raise typer.BadParameter(
                     f"no fault {name!r}; faults: {', '.join(BY_NAME)}", param_hint="--faults"
                 )
-            chosen.append(BY_NAME[name.strip()])
+            fault = BY_NAME[name.strip()]
+            if fault.min_brokers > brokers:
+                raise typer.BadParameter(
+                    f"{fault.name} needs --brokers {fault.min_brokers}", param_hint="--faults"
+                )
+            chosen.append(fault)
     settings = _outside_or_inside(sys.argv[1:], keep)
     assert settings is not None  # noqa: S101 - outside, the call above exits
     console = err() if as_json else out()
@@ -96,7 +112,7 @@ def chaos(
         for note in result.notes:
             console.print(f"    {note}", markup=False)
 
-    with _chaos_stack(settings, console) as services:
+    with _chaos_stack(settings, console, brokers) as services:
         options = Options(
             learners=learners,
             seed=seed,
@@ -105,11 +121,14 @@ def chaos(
             kafka_debug=kafka_debug,
         )
         summaries, results = run_matrix(settings, services, chosen, runs, options, report)
+        kept = replication(services.kafka_bootstrap, settings.topics)
     if as_json:
         document = {
             "seed": seed,
             "runs": runs,
             "learners": learners,
+            "brokers": brokers,
+            "replication": {name: asdict(r) for name, r in kept.items()},
             "faults": [s.as_dict() for s in summaries],
             "failed_runs": [r.__dict__ for r in results if not r.clean],
         }
@@ -124,8 +143,8 @@ def chaos(
 
 
 @contextmanager
-def _chaos_stack(settings: Settings, console: Console) -> Iterator[Services]:
-    """The chaos stack's PostgreSQL and Kafka, up for the length of the block."""
+def _chaos_stack(settings: Settings, console: Console, brokers: int = 1) -> Iterator[Services]:
+    """The chaos stack's PostgreSQL and Kafka (`brokers` nodes), up for the block's length."""
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from ledger.entrypoints.chaos.environment import set_loopback  # noqa: PLC0415
     from ledger.errors import LedgerError  # noqa: PLC0415
@@ -133,10 +152,12 @@ def _chaos_stack(settings: Settings, console: Console) -> Iterator[Services]:
 
     set_loopback(True)
     console.print(f"chaos stack in {settings.state_path} (own network namespace)")
-    services.up(settings)
+    services.up(settings, brokers=brokers)
     try:
         found = bootstrap.services(settings)
         bootstrap.prepare_database(found)
+        bootstrap.prepare_topics(settings, found)  # as `ledger stack up` does; runs use their own
+        console.print(bootstrap.describe_replication(settings, found), markup=False)
         yield found
     finally:
         set_loopback(True)

@@ -104,14 +104,23 @@ def _print_status(statuses: list[ServiceStatus]) -> None:
 
 
 @stack_app.command("up")
-def stack_up(service: OnlyService = None) -> None:
+def stack_up(
+    service: OnlyService = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            help="Kafka nodes when the state directory's Kafka is first made: 1 (the default) "
+            "or 3, a KRaft cluster keeping every topic on three nodes, two in sync.",
+        ),
+    ] = None,
+) -> None:
     """Start PostgreSQL and Kafka (unless given by the environment), create the tables and
     topics, and the credentials' signing key if there is none."""
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from ledger.stack import services  # noqa: PLC0415
 
     found = settings()
-    statuses = services.up(found, service, waiting=err().print)
+    statuses = services.up(found, service, waiting=err().print, brokers=brokers)
     where = bootstrap.services(found)
     if service in (None, Service.POSTGRES):
         bootstrap.prepare_database(where)
@@ -119,6 +128,7 @@ def stack_up(service: OnlyService = None) -> None:
         created = bootstrap.prepare_topics(found, where)
         if created:
             out().print(f"created topics: {', '.join(created)}")
+        out().print(bootstrap.describe_replication(found, where))
     if service is None:
         from ledger.credentials.issuer import Keys  # noqa: PLC0415
 

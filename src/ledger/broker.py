@@ -21,6 +21,7 @@ import confluent_kafka
 from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 from ledger import kafka_records
 from ledger.errors import LedgerError
@@ -321,6 +322,14 @@ class Consumer:
             self._consumer.close(autocommit=False, timeout_ms=5_000)
         except KafkaError:
             self._consumer.close(autocommit=False, timeout_ms=0)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed record goes to, as Kafka's Java client, kafka-python and the
+    ledger's own producer (`murmur2_random`) place it: murmur2 of the key, made positive,
+    modulo the partition count. Where a learner lives depends on it (`ledger.sharding`)."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def _sendable(headers: Headers) -> list[tuple[str, bytes]]:

@@ -1,12 +1,12 @@
 """The ledger's producer on a real broker: keys land where the Java client (and kafka-python,
-which the ledger used before) put them, so a learner's events keep their partition."""
+which the ledger used before) put them, so a learner's events keep their partition, and where
+`broker.partition_of` says, which decides a learner's shard (`ledger.sharding`)."""
 
 from __future__ import annotations
 
 import pytest
-from kafka.partitioner.default import murmur2
 
-from ledger.broker import Consumer, OutRecord, Producer, ensure_topics
+from ledger.broker import Consumer, OutRecord, Producer, ensure_topics, partition_of
 from ledger.settings import Settings
 
 from .helpers import services_of
@@ -44,7 +44,7 @@ def test_keys_land_on_the_partition_murmur2_gives_and_keep_their_order(
     assert len(got) == len(records)
     for key, partition, _, headers in got:
         assert key is not None
-        assert partition == (murmur2(key) & 0x7FFFFFFF) % 6
+        assert partition == partition_of(key, 6)  # where `ledger.sharding` expects it
         assert list(headers) == [("n", b"")]  # a null header value goes as empty
     for key in keys:
         assert [v for k, _, v, _ in got if k == key] == [b"0", b"1", b"2"]

@@ -9,6 +9,13 @@ replayed one message at a time, so one bad message never holds up the others; a 
 own outcome cannot be stored either is kept as a rejection (`unstorable`, with the error), so
 even a fault nobody foresaw costs that one message, never its partition. A consumer that stops
 receiving while records wait is replaced by a fresh one (`ledger.liveness`).
+
+With the event store in shards (`docs/sharding.md`), each shard keeps its own positions for
+every partition: its own partitions' messages and every partition's catalog messages are applied
+there, each shard's part of a batch in that shard's own transaction. The consumer seeks each
+partition to the lowest position of the shards that answer, and each shard takes from a batch
+only what is at or past its own. A shard that stops answering is left behind while the others
+go on; when it answers again, the partitions are read again from its positions.
 """
 
 from __future__ import annotations
@@ -23,15 +30,23 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.cloudevents import InboundMessage, RejectionError, parse
 from commands.handlers import handle
+from commands.messages import CatalogData
 from ledger.application import LearnerCache, Ledger, LedgerSession
-from ledger.broker import Consumer, Record
+from ledger.broker import BrokerUnavailableError, Consumer, Record
 from ledger.domain import learner_aggregate_id, specialization_aggregate_id
 from ledger.errors import LedgerError
 from ledger.heartbeats import Progress
 from ledger.liveness import ConsumerWatch, Stall
 from ledger.logs import get_logger
 from ledger.settings import Settings
-from ledger.store import AcceptedMessage, IntakeBookkeeping, IntakePosition, Rejection
+from ledger.sharding import Layout
+from ledger.store import (
+    AcceptedMessage,
+    IntakeBookkeeping,
+    IntakePosition,
+    LedgerRecorder,
+    Rejection,
+)
 from ledger.supervision import OUTAGES
 
 log = get_logger(__name__)
@@ -82,6 +97,38 @@ def _rejection(record: Record, error: RejectionError) -> Rejection:
     )
 
 
+#: How often a worker looks again at a shard that stopped answering (seconds).
+SHARD_RETRY_S = 5.0
+
+
+@dataclass
+class _Shard:
+    """One shard of the event store as the intake sees it."""
+
+    index: int
+    ledger: Ledger
+    cache: LearnerCache
+    #: Next offset to apply, per partition, as stored in this shard (read at every seek).
+    positions: dict[int, int]
+    #: When it stopped answering (None while it answers), and when it was last tried.
+    down_since: float | None = None
+    tried_at: float = 0.0
+
+    @property
+    def recorder(self) -> LedgerRecorder:
+        return self.ledger.ledger_recorder
+
+
+def _is_catalog(item: InboundMessage | RejectionError) -> bool:
+    """A catalog message (a specialization published, revised, retired): every shard needs it."""
+    return isinstance(item, InboundMessage) and isinstance(item.data, CatalogData)
+
+
+def _subject(item: InboundMessage) -> str:
+    subject: str = item.data.subject()
+    return subject
+
+
 class IntakeWorker:
     """Consumes `ledger.intake` in the `ledger-intake` consumer group."""
 
@@ -91,17 +138,28 @@ class IntakeWorker:
     idle_wait_s = 0.01
 
     def __init__(
-        self, ledger: Ledger, settings: Settings, bootstrap: str, max_batch: int = 2000
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        bootstrap: str,
+        max_batch: int = 2000,
+        *,
+        more_shards: Sequence[Ledger] = (),
     ) -> None:
+        """`ledger` is the first shard of the event store, `more_shards` the others, in order."""
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
         self.settings = settings
         self.bootstrap = bootstrap
         self.max_batch = max_batch
         self.topic = settings.intake_topic
+        self.layout = Layout(1 + len(more_shards), settings.partitions)
+        self.shards = [
+            _Shard(n, shard, LearnerCache(), {}) for n, shard in enumerate([ledger, *more_shards])
+        ]
+        self.cache = self.shards[0].cache
         self._consumer: Consumer | None = None
         self._needs_seek = True
-        self.cache = LearnerCache()
         self.watch = ConsumerWatch()
 
     # Consumer lifecycle
@@ -120,30 +178,95 @@ class IntakeWorker:
         return self._consumer
 
     def _on_assigned(self, partitions: list[tuple[str, int]]) -> None:
-        self.cache.clear()  # learners of partitions another worker had may have moved on
+        self._clear_caches()  # learners of partitions another worker had may have moved on
         self._seek_to_stored(partitions)
 
+    def _clear_caches(self) -> None:
+        for shard in self.shards:
+            shard.cache.clear()
+
     def _seek_to_stored(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Seek each partition to the lowest position of the shards that answer (one shard:
+        its position), reading every shard's positions afresh."""
         consumer = self._consumer
         if consumer is None or not partitions:
             return
-        stored = self.recorder.intake_positions(self.topic)
+        up = self._read_positions()
         for topic, partition in partitions:
-            if partition in stored:
-                consumer.seek(topic, partition, stored[partition])
-            else:
+            known = [shard.positions.get(partition) for shard in up]
+            if any(position is None for position in known):
                 consumer.seek_to_beginning(topic, partition)
+            else:
+                consumer.seek(topic, partition, min(p for p in known if p is not None))
         log.info(
             "intake.positions",
             assigned=[p for _, p in partitions],
-            positions={p: stored.get(p, 0) for _, p in partitions},
+            positions={p: min(shard.positions.get(p, 0) for shard in up) for _, p in partitions},
+            **({"shards": [s.index + 1 for s in up]} if len(self.shards) > 1 else {}),
         )
         self._needs_seek = False
 
+    def _read_positions(self) -> list[_Shard]:
+        """Read each shard's positions; return the shards that answered. A shard that does not
+        is left behind (its partitions are read again when it answers); if none answers,
+        that is an outage of the whole intake, raised to the supervisor."""
+        up: list[_Shard] = []
+        failure: BaseException | None = None
+        for shard in self.shards:
+            if shard.down_since is not None and len(self.shards) > 1:
+                continue
+            try:
+                shard.positions = shard.recorder.intake_positions(self.topic)
+            except OUTAGES as error:
+                if len(self.shards) == 1:
+                    raise
+                failure = error
+                self._shard_down(shard, error)
+                continue
+            up.append(shard)
+        if not up:
+            raise failure or BrokerUnavailableError("no shard of the event store answers")
+        return up
+
+    def _shard_down(self, shard: _Shard, error: BaseException) -> None:
+        now = time.monotonic()
+        if shard.down_since is None:
+            shard.down_since = now
+            log.warning(
+                "intake.shard_unavailable",
+                shard=shard.index + 1,
+                error=f"{type(error).__name__}: {error}"[:300],
+                retry_s=SHARD_RETRY_S,
+            )
+        shard.tried_at = now
+        shard.cache.clear()
+
+    def _retry_shards(self) -> None:
+        """Try the shards that stopped answering, each at most every `SHARD_RETRY_S`; one
+        that answers again gets its partitions read again from its positions."""
+        now = time.monotonic()
+        for shard in self.shards:
+            if shard.down_since is None or now - shard.tried_at < SHARD_RETRY_S:
+                continue
+            shard.tried_at = now
+            try:
+                shard.recorder.intake_positions(self.topic)
+            except OUTAGES:
+                continue
+            log.info(
+                "intake.shard_back",
+                shard=shard.index + 1,
+                down_s=round(now - shard.down_since, 1),
+            )
+            shard.down_since = None
+            self._needs_seek = True
+
     def recover(self) -> None:
         self._needs_seek = True
-        self.cache.clear()
-        self.recorder.intake_positions(self.topic)  # PostgreSQL answers, or this is an outage
+        self._clear_caches()
+        for shard in self.shards:
+            shard.down_since = None
+        self._read_positions()  # some shard answers, or this is still an outage
 
     def progress(self) -> Progress:
         return Progress(self.watch.last_progress_wall, self.watch.lag, self.watch.rejoins)
@@ -153,7 +276,7 @@ class IntakeWorker:
         log.warning("worker.stalled", worker=self.name, action="rejoin", **stall.as_fields())
         self.close()
         self._needs_seek = True
-        self.cache.clear()
+        self._clear_caches()
         self.watch.restart()
 
     def close(self) -> None:
@@ -165,6 +288,8 @@ class IntakeWorker:
 
     def step(self) -> bool:
         consumer = self._connect()
+        if len(self.shards) > 1:
+            self._retry_shards()
         if self._needs_seek:
             self._seek_to_stored(consumer.assignment())
         records = consumer.poll(timeout_ms=200)
@@ -198,18 +323,90 @@ class IntakeWorker:
         return True
 
     def handle_records(self, records: Sequence[Record]) -> list[Outcome]:
-        """Decide and commit a batch; fall back to one record at a time if the batch fails."""
+        """Decide and commit a batch, each shard its part in its own transaction (one shard:
+        the whole batch); the outcomes of the records each home shard decided."""
+        parsed = [self._parse(record) for record in records]
+        outcomes: list[Outcome] = []
+        for shard in [shard for shard in self.shards if shard.down_since is None]:
+            mine: list[tuple[Record, InboundMessage | RejectionError]] = []
+            for record, item in zip(records, parsed, strict=True):
+                if record.offset < shard.positions.get(record.partition, 0):
+                    continue  # applied in this shard before (a partition read again)
+                if self.layout.shard(record.partition) == shard.index or _is_catalog(item):
+                    mine.append((record, item))
+            ends = self._ends(shard, records)
+            if not ends:
+                continue
+            try:
+                decided = self._handle_shard(shard, mine, ends)
+            except OUTAGES as error:
+                if len(self.shards) == 1:
+                    raise
+                self._shard_down(shard, error)
+                continue
+            outcomes.extend(
+                o for o in decided if self.layout.shard(o.record.partition) == shard.index
+            )
+        if all(shard.down_since is not None for shard in self.shards):
+            raise BrokerUnavailableError("no shard of the event store answers")
+        return outcomes
+
+    def _parse(self, record: Record) -> InboundMessage | RejectionError:
+        """The record's message, or why it is refused; with shards, a message must have come
+        on the partition its subject's key goes to (`ledger.sharding`), or its learner's
+        history would be split between shards."""
         try:
-            return self._commit_batch(records)
+            item = parse(record.value, record.headers)
+        except RejectionError as error:
+            return error
+        if len(self.shards) > 1:
+            expected = self.layout.partition(_subject(item))
+            if expected != record.partition:
+                return RejectionError(
+                    "wrong_partition",
+                    f"this message about {_subject(item)!r} came on partition "
+                    f"{record.partition}, but its key belongs on partition {expected}: with the "
+                    "event store in shards, key every message by its learner id (or, for the "
+                    "catalog, its specialization id) and place keys with murmur2, as Kafka's "
+                    "Java client and kafka-python do (librdkafka: partitioner=murmur2_random)",
+                    source=item.source,
+                    message_id=item.message_id,
+                )
+        return item
+
+    @staticmethod
+    def _ends(shard: _Shard, records: Sequence[Record]) -> dict[tuple[str, int], int]:
+        """The position each partition of the batch moves to in `shard`: only where the batch
+        goes past what the shard has applied."""
+        ends: dict[tuple[str, int], int] = {}
+        for record in records:
+            if record.offset >= shard.positions.get(record.partition, 0):
+                ends[(record.topic, record.partition)] = record.offset + 1
+        return ends
+
+    def _handle_shard(
+        self,
+        shard: _Shard,
+        pairs: list[tuple[Record, InboundMessage | RejectionError]],
+        ends: dict[tuple[str, int], int],
+    ) -> list[Outcome]:
+        """Commit one shard's part of a batch; fall back to one record at a time if it fails."""
+        try:
+            outcomes = self._commit_batch(shard, pairs, ends)
         except OUTAGES:
             raise
         except Exception as error:  # noqa: BLE001 - whatever it was, the split isolates it
-            self.cache.clear()  # a version conflict means some cached learner is stale
-            log.warning("intake.batch_split", size=len(records), error=str(error)[:300])
-        outcomes: list[Outcome] = []
-        for record in records:
+            shard.cache.clear()  # a version conflict means some cached learner is stale
+            log.warning("intake.batch_split", size=len(pairs), error=str(error)[:300])
+        else:
+            self._moved(shard, ends)
+            return outcomes
+        outcomes = []
+        reached: dict[tuple[str, int], int] = {}
+        for record, item in pairs:
+            at = {(record.topic, record.partition): record.offset + 1}
             try:
-                outcomes.extend(self._commit_batch([record], isolated=True))
+                outcomes.extend(self._commit_batch(shard, [(record, item)], at, isolated=True))
             except IntegrityError as error:
                 # Another worker moved this partition on (a rebalance): re-read positions.
                 log.warning(
@@ -220,7 +417,7 @@ class IntakeWorker:
                     error=str(error),
                 )
                 self._needs_seek = True
-                break
+                return outcomes
             except OUTAGES:
                 raise
             except Exception as error:
@@ -230,11 +427,23 @@ class IntakeWorker:
                     partition=record.partition,
                     offset=record.offset,
                 )
-                self.cache.clear()
-                outcomes.append(self._commit_unstorable(record, error))
+                shard.cache.clear()
+                outcomes.append(self._commit_unstorable(shard, record, error))
+            reached.update(at)
+            self._moved(shard, at)
+        # Partitions whose last records were not this shard's to apply move on too.
+        rest = {tp: end for tp, end in ends.items() if reached.get(tp, -1) < end}
+        if rest:
+            self._commit_batch(shard, [], rest)
+            self._moved(shard, rest)
         return outcomes
 
-    def _commit_unstorable(self, record: Record, error: Exception) -> Outcome:
+    @staticmethod
+    def _moved(shard: _Shard, ends: dict[tuple[str, int], int]) -> None:
+        for (_topic, partition), end in ends.items():
+            shard.positions[partition] = end
+
+    def _commit_unstorable(self, shard: _Shard, record: Record, error: Exception) -> Outcome:
         """Keep a record whose outcome could not be stored as a rejection saying why, with
         its original bytes, and move its partition past it (one transaction, as always)."""
         message = (
@@ -247,34 +456,32 @@ class IntakeWorker:
             positions=[IntakePosition(record.topic, record.partition, record.offset + 1)],
             rejections=[_rejection(record, rejected)],
         )
-        self.ledger.session().commit(intake=book)
+        shard.ledger.session().commit(intake=book)
         return Outcome(record, "rejected", None, None, rejected.reason, message)
 
-    def _commit_batch(self, records: Sequence[Record], *, isolated: bool = False) -> list[Outcome]:
-        parsed: list[InboundMessage | RejectionError] = []
-        for record in records:
-            try:
-                parsed.append(parse(record.value, record.headers))
-            except RejectionError as error:
-                parsed.append(error)
-        messages = [p for p in parsed if isinstance(p, InboundMessage)]
-        session = self.ledger.session(self.cache)
+    def _commit_batch(
+        self,
+        shard: _Shard,
+        pairs: Sequence[tuple[Record, InboundMessage | RejectionError]],
+        ends: dict[tuple[str, int], int],
+        *,
+        isolated: bool = False,
+    ) -> list[Outcome]:
+        messages = [item for _, item in pairs if isinstance(item, InboundMessage)]
+        session = shard.ledger.session(shard.cache)
         book = IntakeBookkeeping()
         try:
             # What was accepted before and the learners the cache lacks: one read.
             wanted = session.uncached(aggregate_ids(messages))
-            known, stored = self.recorder.batch_reads(
+            known, stored = shard.recorder.batch_reads(
                 [(m.source, m.message_id) for m in messages], wanted
             )
-            session.adopt(wanted, self.ledger.aggregates_from(stored))
+            session.adopt(wanted, shard.ledger.aggregates_from(stored))
             outcomes = [
                 self._decide(session, book, known, record, item, isolated=isolated)
-                for record, item in zip(records, parsed, strict=True)
+                for record, item in pairs
             ]
-            next_offsets: dict[tuple[str, int], int] = {}
-            for record in records:
-                next_offsets[(record.topic, record.partition)] = record.offset + 1
-            book.positions.extend(IntakePosition(t, p, o) for (t, p), o in next_offsets.items())
+            book.positions.extend(IntakePosition(t, p, o) for (t, p), o in ends.items())
             session.commit(intake=book)
         except BaseException:
             session.discard()  # its learners may hold events that were never stored

@@ -77,6 +77,9 @@ class OutRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
+    #: Where it goes; None: where its key hashes to (murmur2), as for every record but a
+    #: sharded relay's (`ledger.sharding.Layout.events_partition`).
+    partition: int | None = None
 
 
 PartitionsCallback = Callable[[list[tuple[str, int]]], None]
@@ -414,6 +417,8 @@ class Producer:
                     key=record.key,
                     headers=headers,
                     on_delivery=report,
+                    # -1: "unassigned", placed by the partitioner (murmur2 of the key)
+                    partition=-1 if record.partition is None else record.partition,
                 )
             except BufferError:  # its queue is full: let it send, then try again
                 if time.monotonic() >= deadline:

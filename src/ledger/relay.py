@@ -9,12 +9,18 @@ the page was sent from (`outbound.Relayed`; why it suffices: `projections.positi
 Notification ids have gaps (a rolled-back save still consumes one), so it pages by "greater than
 the last id seen", never by counting. Rejected intake messages are relayed the same way to
 `ledger.rejections`, from the rejections table.
+
+With the event store in shards, each shard has its relay (`docs/sharding.md`): it writes each
+aggregate's events to a partition of its own shard (`Layout.events_partition`), so every
+partition of `ledger.events` carries one notification log and the projections' dedupe stays
+exact; and of the catalog, which every shard keeps, only a specialization's home shard publishes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -23,10 +29,12 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.application import Ledger
 from ledger.broker import OutRecord, Producer
+from ledger.domain import Specialization
 from ledger.heartbeats import Progress
 from ledger.logs import get_logger
 from ledger.outbound import Relayed, subject_of, to_record
 from ledger.settings import Settings
+from ledger.sharding import Layout
 from ledger.store import StoredRejection
 
 EVENTS_STREAM = "events"
@@ -84,13 +92,26 @@ class Relay:
     idle_wait_s = 0.5
 
     def __init__(
-        self, ledger: Ledger, settings: Settings, bootstrap: str, batch_size: int = PAGE
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        bootstrap: str,
+        batch_size: int = PAGE,
+        *,
+        layout: Layout | None = None,
+        shard: int = 0,
     ) -> None:
+        """`ledger` is shard `shard` of the event store laid out as `layout` (default: the
+        only one)."""
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
         self.settings = settings
         self.bootstrap = bootstrap
         self.batch_size = batch_size
+        self.layout = layout or Layout(1, settings.partitions)
+        self.shard = shard
+        if shard:
+            self.name = f"relay-{shard + 1}"
         self._producer: Producer | None = None
         self._subjects: dict[UUID, str] = {}
         self._events_position: int | None = None
@@ -147,6 +168,13 @@ class Relay:
             self._subjects[aggregate_id] = subject
         return subject
 
+    def _elsewhere(self, event: Any, subject: str) -> bool:
+        """Whether another shard publishes this event: a catalog event whose specialization's
+        home is another shard (every shard keeps the catalog; one publishes it)."""
+        return isinstance(event, Specialization.Event) and self.layout.shard_of(subject) != (
+            self.shard
+        )
+
     def step(self) -> bool:
         """Publish the next page of stored events and of rejections: one read of both, one
         send, one write of both positions (each a single wait: `LedgerRecorder.relay_pages`)."""
@@ -158,18 +186,26 @@ class Relay:
             self._events_position, self._rejections_position, self.batch_size
         )
         records = []
+        sharded = self.layout.shards > 1
         for notification in notifications:
             event = self.ledger.mapper.to_domain_event(notification)
             aggregate_id = UUID(str(notification.originator_id))
             subject = self._subject(aggregate_id, event)
+            if sharded and self._elsewhere(event, subject):
+                continue
             relayed = Relayed(notification.id, self._events_position)
-            records.append(to_record(self.settings.events_topic, event, subject, relayed))
+            record = to_record(self.settings.events_topic, event, subject, relayed)
+            if sharded:
+                partition = self.layout.events_partition(str(aggregate_id), self.shard)
+                record = replace(record, partition=partition)
+            records.append(record)
         records.extend(rejection_record(self.settings, r) for r in rejections)
         # Published, or found nothing to publish: either way it is keeping up.
         self._last_progress = time.time()
-        if not records:
+        if not records and not notifications:
             return False
-        self._producer_or_connect().send_all(records)
+        if records:
+            self._producer_or_connect().send_all(records)
         positions = {}
         if notifications:
             positions[EVENTS_STREAM] = notifications[-1].id

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(default=Path(".ledger"))
     database_url: str | None = None
+    #: The event store's shards, as PostgreSQL URLs separated by commas or spaces, the first
+    #: the database of everything else (read models, staff): `docs/sharding.md`.
+    shards: str | None = None
     kafka_bootstrap: str | None = None
     # Six divides evenly among one, two or three consumers, so the intake's processes get
     # equal shares of the learners.
@@ -156,6 +159,11 @@ class Settings(BaseSettings):
             _ENVIRON.reset(token)
 
     @property
+    def shard_urls(self) -> list[str]:
+        """`LEDGER_SHARDS` as a list (empty when not set: one shard, the database)."""
+        return [url for url in re.split(r"[\s,]+", self.shards or "") if url]
+
+    @property
     def state_path(self) -> Path:
         """The state directory as an absolute path (workers may change directory)."""
         return self.state_dir.expanduser().resolve()
@@ -201,7 +209,14 @@ class Services:
 
     database_url: str
     kafka_bootstrap: str
+    #: The event store's shards after the first, which is `database_url` (`docs/sharding.md`).
+    more_shards: tuple[str, ...] = ()
 
-    def with_database(self, database_url: str) -> Services:
-        """The same services with another database (a scratch one of a test or benchmark)."""
-        return Services(database_url, self.kafka_bootstrap)
+    @property
+    def shard_urls(self) -> tuple[str, ...]:
+        """Every shard of the event store, the first holding everything else too."""
+        return (self.database_url, *self.more_shards)
+
+    def with_database(self, database_url: str, *more_shards: str) -> Services:
+        """The same broker with other databases (scratch ones of a test or benchmark)."""
+        return Services(database_url, self.kafka_bootstrap, more_shards)

@@ -102,6 +102,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
     )
     if settings.kafka_bootstrap:
         env["LEDGER_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    if settings.shards:
+        env["LEDGER_SHARDS"] = settings.shards
     return env
 
 

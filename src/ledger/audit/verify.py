@@ -11,6 +11,11 @@ each other.
 
 A mismatch names the learner (or table), the event and what differs; any mismatch makes the
 command exit non-zero.
+
+With the event store in shards (`docs/sharding.md`) every shard is read: each learner's chain
+where it lives, each shard's events against the log (a catalog event is expected once, from its
+specialization's home shard), and every shard's copy of the catalog against the home's (check
+`catalog`: the copies must say the same, event for event).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import psycopg
 
 from ledger.application import Ledger
 from ledger.broker import Record
-from ledger.domain import Learner, learner_aggregate_id
+from ledger.domain import Learner, Specialization, learner_aggregate_id
 from ledger.domain.chain import GENESIS, event_data, hash_of_event
 from ledger.outbound import record_value, subject_of
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Services, Settings
+from ledger.sharding import Layout
 from projections import generations
 from projections.catalog import READ_MODELS
 from projections.rebuild import RebuildResult, read_topic, rebuild_models, table_dump
@@ -113,13 +119,28 @@ class _Stored:
 
 
 class _Verifier:
-    """Check 1 as the store is read (`stored`), then check 2 against the log (`match`): the
-    store can be read while the log is (in another thread), since only `match` needs both."""
+    """Check 1 as one shard's store is read (`stored`), then check 2 against the log
+    (`match`): the store can be read while the log is (in another thread), since only
+    `match` needs both."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, report: Report) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        report: Report,
+        layout: Layout | None = None,
+        shard: int = 0,
+    ) -> None:
         self.ledger = ledger
         self.settings = settings
         self.report = report
+        self.layout = layout or Layout(1, settings.partitions)
+        self.shard = shard
+        #: Catalog events this shard keeps but another publishes, by event id: the normalised
+        #: data each says, for the copies' check against the home shard.
+        self.copies: dict[str, tuple[str, bytes]] = {}
+        #: What the relay of this shard had published when the log was about to be read.
+        self.relayed_up_to = ledger.ledger_recorder.relay_position(EVENTS_STREAM)
         self.heads: dict[UUID, str] = {}
         self.subjects: dict[UUID, str] = {}
         #: The stored events in store order, by event id.
@@ -151,10 +172,31 @@ class _Verifier:
                     "altered",
                 )
             self.heads[aggregate] = hash_of_event(event)
-        self.index[event_id] = _Stored(
-            aggregate, subject, notification_id, _digest(record_value(data))
-        )
+        digest = _digest(record_value(data))
+        if self._a_copy(event, subject):  # of the catalog; its home shard publishes it
+            self.copies[event_id] = (subject, digest)
+            return
+        self.index[event_id] = _Stored(aggregate, subject, notification_id, digest)
         self.report.events += 1
+
+    def _a_copy(self, event: Any, subject: str) -> bool:
+        return (
+            self.layout.shards > 1
+            and isinstance(event, Specialization.Event)
+            and self.layout.shard_of(subject) != self.shard
+        )
+
+    def read_learner(self, learner_id: str) -> None:
+        """One learner's events (and nothing else) from this shard."""
+        recorder = self.ledger.ledger_recorder
+        aggregate = learner_aggregate_id(learner_id)
+        stored = recorder.select_events_for([aggregate]).get(aggregate, [])
+        # Without notification ids at hand: if the relay is behind at all, count what is
+        # not on the log as pending rather than missing.
+        newest = recorder.max_notification_id() or 0
+        behind = newest if self.relayed_up_to < newest else 0
+        for item in stored:
+            self.stored(self.ledger.mapper.to_domain_event(item), behind)
 
     def read_store(self, progress: Progress | None) -> None:
         """Every stored event after `position`, in commit order."""
@@ -170,9 +212,10 @@ class _Verifier:
             if progress is not None:
                 progress("checking the event store", self.position, max(newest, self.position))
 
-    def match(self, log: dict[str, list[_Published]], relayed_up_to: int) -> None:
-        """Each stored event on the log once, in order per learner, with the stored content;
-        then whatever the log holds that the store does not."""
+    def match(self, log: dict[str, list[_Published]]) -> None:
+        """Each stored event on the log once, in order per learner, with the stored content
+        (taken out of `log`: what remains once every shard has matched is `extras`)."""
+        relayed_up_to = self.relayed_up_to
         topic = self.settings.events_topic
         last_offset: dict[UUID, int] = {}
         for event_id, stored in self.index.items():
@@ -191,6 +234,17 @@ class _Verifier:
                     )
                 continue
             first = copies[0]
+            for copy in copies:
+                if self.layout.shards > 1 and self.layout.shard(copy.partition) != self.shard:
+                    self.miss(
+                        "log",
+                        subject,
+                        event_id,
+                        f"event {event_id} of {subject} is on {topic} partition "
+                        f"{copy.partition} (offset {copy.offset}), which its shard "
+                        f"{self.shard + 1} does not feed: another shard's relay published it",
+                        "misplaced",
+                    )
             if first.digest != stored.digest:
                 self.miss(
                     "log",
@@ -224,15 +278,35 @@ class _Verifier:
                     "order",
                 )
             last_offset[stored.aggregate] = first.offset
+
+    def extras(self, log: dict[str, list[_Published]]) -> None:
+        """Whatever the log holds that no shard's store does."""
         for event_id, copies in log.items():
             self.miss(
                 "log",
                 event_id.rsplit(":", 1)[0],
                 event_id,
-                f"{topic} holds event {event_id} (partition {copies[0].partition}, offset "
-                f"{copies[0].offset}), which the event store does not",
+                f"{self.settings.events_topic} holds event {event_id} (partition "
+                f"{copies[0].partition}, offset {copies[0].offset}), which the event store "
+                "does not",
                 "extra",
             )
+
+    def same_catalog(self, homes: Sequence[_Verifier]) -> None:
+        """This shard's copies of the catalog against each specialization's home shard."""
+        for event_id, (subject, digest) in self.copies.items():
+            home = homes[self.layout.shard_of(subject)]
+            original = home.index.get(event_id)
+            if original is None or original.digest != digest:
+                what = "lacks" if original is None else "says otherwise of"
+                self.miss(
+                    "catalog",
+                    subject,
+                    event_id,
+                    f"shard {self.shard + 1} keeps catalog event {event_id} of {subject}, but "
+                    f"its home shard {home.shard + 1} {what} it: the shards' catalogs differ",
+                    "diverged",
+                )
 
 
 def verify(
@@ -244,6 +318,7 @@ def verify(
     *,
     read_models: bool = True,
     processes: int = 1,
+    more_shards: Sequence[Ledger] = (),
 ) -> Report:
     """Run the three checks (see the module docstring); `learner_id` narrows them to one.
 
@@ -254,28 +329,24 @@ def verify(
     then are the two compared, and the rebuilt copies with the live models."""
     started = time.perf_counter()
     report = Report()
-    recorder = ledger.ledger_recorder
-    # Before the log is read: an event relayed later, and so perhaps not read, is pending.
-    relayed_up_to = recorder.relay_position(EVENTS_STREAM)
+    shards = [ledger, *more_shards]
+    layout = Layout(len(shards), settings.partitions)
     only = str(learner_aggregate_id(learner_id)) if learner_id else None
     reader = _LogReader(only)
-    verifier = _Verifier(ledger, settings, report)
+    # Made before the log is read: an event relayed later, and so perhaps not read, is pending.
+    verifiers = [_Verifier(s, settings, report, layout, n) for n, s in enumerate(shards)]
     rebuilt: list[RebuildResult] = []
     try:
         if learner_id is not None:
-            aggregate = learner_aggregate_id(learner_id)
-            stored = recorder.select_events_for([aggregate]).get(aggregate, [])
-            # Without notification ids at hand: if the relay is behind at all, count what is
-            # not on the log as pending rather than missing.
-            newest = recorder.max_notification_id() or 0
-            behind = newest if relayed_up_to < newest else 0
-            for item in stored:
-                verifier.stored(ledger.mapper.to_domain_event(item), behind)
+            verifiers[layout.shard_of(learner_id)].read_learner(learner_id)
             store_pass = None
         else:
-            store_pass = threading.Thread(
-                target=verifier.read_store, args=(progress,), name="audit-store", daemon=True
-            )
+
+            def read_stores() -> None:
+                for verifier in verifiers:
+                    verifier.read_store(progress)
+
+            store_pass = threading.Thread(target=read_stores, name="audit-store", daemon=True)
             store_pass.start()
         try:
             if read_models:
@@ -291,10 +362,10 @@ def verify(
             if store_pass is not None:
                 store_pass.join()
         if store_pass is not None:
-            verifier.read_store(progress)  # what was stored while the log was read
+            for verifier in verifiers:
+                verifier.read_store(progress)  # what was stored while the log was read
         report.records = sum(len(v) for v in reader.found.values())
-        report.learners = len(verifier.heads)
-        verifier.match(reader.found, relayed_up_to)
+        _match(verifiers, reader.found)
         if read_models:
             _compare_read_models(services, rebuilt, learner_id, report)
     finally:
@@ -304,6 +375,16 @@ def verify(
                     generations.drop(conn, result.generation)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _match(verifiers: Sequence[_Verifier], log: dict[str, list[_Published]]) -> None:
+    """Check 2 for every shard, what no shard stored, and the shards' catalogs."""
+    verifiers[0].report.learners = sum(len(v.heads) for v in verifiers)
+    for verifier in verifiers:
+        verifier.match(log)
+    verifiers[0].extras(log)
+    for verifier in verifiers:
+        verifier.same_catalog(verifiers)
 
 
 def _rebuild_all(

@@ -24,6 +24,7 @@ from ledger.stack import services as stack_services
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+    from ledger.sharding import Layout
 
 #: Arbitrary but fixed: serialises schema creation across processes.
 SCHEMA_LOCK_KEY = 0x1ED6E8
@@ -58,11 +59,10 @@ def services(settings: Settings) -> Services:
     Raises `StackError` if the embedded PostgreSQL is not running, `ConfigurationError` if
     `LEDGER_DATABASE_URL` is not a PostgreSQL URL (one line each, never a traceback).
     """
-    found = Services(
-        stack_services.database_url(settings), stack_services.kafka_bootstrap(settings)
-    )
-    eventsourcing_env(found.database_url, create_table=False)  # the URL must parse
-    return found
+    urls = stack_services.shard_urls(settings)
+    for url in urls:
+        eventsourcing_env(url, create_table=False)  # each URL must parse
+    return Services(urls[0], stack_services.kafka_bootstrap(settings), tuple(urls[1:]))
 
 
 def broker_only(settings: Settings) -> str:
@@ -80,9 +80,9 @@ def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connect
 
 
 def open_ledger(
-    services: Services, *, create_table: bool = False, pre_ping: bool = False
+    services: Services, *, create_table: bool = False, pre_ping: bool = False, shard: int = 0
 ) -> Ledger:
-    """The `Ledger` application on the configured PostgreSQL.
+    """The `Ledger` application on the configured PostgreSQL (its first shard, or `shard`).
 
     With `pre_ping`, each pooled connection is checked before it is lent: a long-lived process
     that only reads now and then (the API) then finds PostgreSQL again by itself after a
@@ -90,10 +90,20 @@ def open_ledger(
     """
     from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
 
-    env = eventsourcing_env(services.database_url, create_table=create_table)
+    env = eventsourcing_env(services.shard_urls[shard], create_table=create_table)
     if pre_ping:
         env["POSTGRES_PRE_PING"] = "y"
     return Ledger(env=env)
+
+
+def open_learner_shard(settings: Settings, services: Services, learner_id: str) -> Ledger:
+    """The `Ledger` on the shard where `learner_id`'s history lives (`ledger.sharding`)."""
+    return open_ledger(services, shard=layout(settings, services).shard_of(learner_id))
+
+
+def open_shards(services: Services) -> list[Ledger]:
+    """A `Ledger` on each shard of the event store, in shard order (`docs/sharding.md`)."""
+    return [open_ledger(services, shard=n) for n in range(len(services.shard_urls))]
 
 
 def prepare_database(services: Services) -> None:
@@ -103,17 +113,18 @@ def prepare_database(services: Services) -> None:
     from ledger.heartbeats import create_table as create_heartbeats_table  # noqa: PLC0415
     from projections.worker import create_tables  # noqa: PLC0415
 
-    url = services.database_url
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
-        try:
-            ledger = Ledger(env=eventsourcing_env(url, create_table=True))
-            ledger.close()
-            create_tables(conn)
-            create_heartbeats_table(conn)
-            create_staff_tables(conn)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+    for n, url in enumerate(services.shard_urls):
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                ledger = Ledger(env=eventsourcing_env(url, create_table=True))
+                ledger.close()
+                if n == 0:  # the read side lives in the first shard's database
+                    create_tables(conn)
+                    create_heartbeats_table(conn)
+                    create_staff_tables(conn)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 def describe_replication(settings: Settings, services: Services) -> str:
@@ -131,10 +142,19 @@ def describe_replication(settings: Settings, services: Services) -> str:
     return f"ledger topics ({len(kept)}): {words}"
 
 
+def layout(settings: Settings, services: Services) -> Layout:
+    """The shards and partitions the ledger runs with; `ConfigurationError` unless the
+    partitions can be shared evenly by the shards."""
+    from ledger.sharding import Layout  # noqa: PLC0415
+
+    return Layout(len(services.shard_urls), settings.partitions)
+
+
 def prepare_topics(settings: Settings, services: Services) -> list[str]:
     """Create the three ledger topics if missing, kept forever; return those created."""
     from ledger.broker import ensure_topics, warm_up_groups  # noqa: PLC0415
 
+    layout(settings, services)  # the partitions must suit the shards
     partitions = settings.partitions
     bootstrap = services.kafka_bootstrap
     created = ensure_topics(

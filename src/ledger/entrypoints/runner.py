@@ -59,14 +59,28 @@ class Pipeline:
         self.crashed: list[str] = []
         bootstrap.prepare_database(services)
         bootstrap.prepare_topics(settings, services)
-        self.ledger: Ledger = bootstrap.open_ledger(services)
+        layout = bootstrap.layout(settings, services)
+        # A `Ledger` on each shard of the event store; the first is the ledger's database.
+        self.shards: list[Ledger] = bootstrap.open_shards(services)
+        self.ledger: Ledger = self.shards[0]
         self.heartbeats = HeartbeatWriter(lambda: bootstrap.connect(services, connect_timeout=5))
         kafka = services.kafka_bootstrap
         workers: list[Worker] = []
         if which in (WorkerName.ALL, WorkerName.INTAKE):
-            workers.append(IntakeWorker(self.ledger, settings, kafka, settings.intake_batch))
+            workers.append(
+                IntakeWorker(
+                    self.ledger,
+                    settings,
+                    kafka,
+                    settings.intake_batch,
+                    more_shards=self.shards[1:],
+                )
+            )
         if which in (WorkerName.ALL, WorkerName.RELAY):
-            workers.append(Relay(self.ledger, settings, kafka))
+            workers.extend(
+                Relay(shard, settings, kafka, layout=layout, shard=n)
+                for n, shard in enumerate(self.shards)
+            )
         if which in (WorkerName.ALL, WorkerName.PROJECTIONS):
             workers.append(ProjectionWorker(settings, services.database_url, kafka))
         if which is WorkerName.BRIDGE:
@@ -87,7 +101,8 @@ class Pipeline:
         for thread in self.threads:
             thread.join(timeout_s)
         self.heartbeats.close()
-        self.ledger.close()
+        for shard in self.shards:
+            shard.close()
 
     def __enter__(self) -> Pipeline:
         return self.start()

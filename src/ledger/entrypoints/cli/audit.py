@@ -56,7 +56,7 @@ def audit_history(
     where = services(found)
     with bootstrap.connect(where) as conn:
         record_read(conn, learner_id, "ledger audit history")
-    ledger = bootstrap.open_ledger(where)
+    ledger = bootstrap.open_learner_shard(found, where, learner_id)
     try:
         history = learner_history(ledger, learner_id, moment)
     except UnknownLearnerError as error:
@@ -82,10 +82,11 @@ def audit_export(
     from ledger.audit.export import NothingToExportError, export_lines  # noqa: PLC0415
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
 
-    where = services(settings())
+    found = settings()
+    where = services(found)
     with bootstrap.connect(where) as conn:
         record_read(conn, learner_id, "ledger audit export")
-    ledger = bootstrap.open_ledger(where)
+    ledger = bootstrap.open_learner_shard(found, where, learner_id)
     try:
         lines = list(export_lines(ledger, learner_id))
     except NothingToExportError as error:
@@ -139,7 +140,7 @@ def audit_verify(
 
     found = settings()
     where = services(found)
-    ledger = bootstrap.open_ledger(where)
+    ledger, *more_shards = bootstrap.open_shards(where)
     try:
         with Progress(console=err(), transient=True) as bar:
             tasks: dict[str, TaskID] = {}
@@ -150,9 +151,12 @@ def audit_verify(
                 bar.update(tasks[what], completed=done, total=total or None)
 
             count = processes_for(where.kafka_bootstrap, found.events_topic, processes)
-            report = verify(ledger, found, where, learner, advance, processes=count)
+            report = verify(
+                ledger, found, where, learner, advance, processes=count, more_shards=more_shards
+            )
     finally:
-        ledger.close()
+        for shard in (ledger, *more_shards):
+            shard.close()
     if as_json:
         print_document(
             {

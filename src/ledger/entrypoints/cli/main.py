@@ -113,6 +113,15 @@ def stack_up(
             "or 3, a KRaft cluster keeping every topic on three nodes, two in sync.",
         ),
     ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=4,
+            help="Embedded PostgreSQL servers, one a shard of the event store, when the state "
+            "directory's store is first made (docs/sharding.md).",
+        ),
+    ] = None,
 ) -> None:
     """Start PostgreSQL and Kafka (unless given by the environment), create the tables and
     topics, and the credentials' signing key if there is none."""
@@ -120,7 +129,7 @@ def stack_up(
     from ledger.stack import services  # noqa: PLC0415
 
     found = settings()
-    statuses = services.up(found, service, waiting=err().print, brokers=brokers)
+    statuses = services.up(found, service, waiting=err().print, brokers=brokers, shards=shards)
     where = bootstrap.services(found)
     if service in (None, Service.POSTGRES):
         bootstrap.prepare_database(where)

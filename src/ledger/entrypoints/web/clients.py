@@ -62,6 +62,11 @@ class Lazy(Generic[T]):
                 self._value = None
 
 
+def _close_all(ledgers: list[Ledger]) -> None:
+    for ledger in ledgers:
+        ledger.close()
+
+
 class Clients:
     """The app's connections to the services, found through the composition root once."""
 
@@ -76,6 +81,20 @@ class Clients:
         self.ledger: Lazy[Ledger] = Lazy(
             lambda: bootstrap.open_ledger(self.services.get(), pre_ping=True), Ledger.close
         )
+        #: The other shards of the event store (`docs/sharding.md`), opened when first asked.
+        self.more_shards: Lazy[list[Ledger]] = Lazy(self._open_more_shards, _close_all)
+
+    def _open_more_shards(self) -> list[Ledger]:
+        found = self.services.get()
+        return [
+            bootstrap.open_ledger(found, pre_ping=True, shard=n)
+            for n in range(1, len(found.shard_urls))
+        ]
+
+    def learner_ledger(self, learner_id: str) -> Ledger:
+        """The `Ledger` of the shard where `learner_id`'s history lives."""
+        shard = bootstrap.layout(self.settings, self.services.get()).shard_of(learner_id)
+        return self.ledger.get() if shard == 0 else self.more_shards.get()[shard - 1]
 
     def _open_pool(self) -> ConnectionPool:
         return ConnectionPool(
@@ -130,6 +149,7 @@ class Clients:
             raise
 
     def close(self) -> None:
+        self.more_shards.close()
         for client in (self.producer, self.pool, self.ledger):
             client.close()
 

@@ -207,7 +207,7 @@ def _learners(console: APIRouter, shared: _Console) -> None:
         except HTTPException as error:
             return pages.problem(request, 422, "That is not a time", str(error.detail))
         try:
-            history = learner_history(clients.ledger.get(), learner_id, moment)
+            history = learner_history(clients.learner_ledger(learner_id), learner_id, moment)
         except UnknownLearnerError as error:
             return pages.problem(request, 404, "No history", str(error))
         return pages.render(request, "history.html", access=access, history=history, as_of=as_of)

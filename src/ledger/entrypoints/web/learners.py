@@ -137,7 +137,7 @@ def router(clients: Clients) -> APIRouter:
         learner_id: LearnerId, access: AuditorReading, as_of: AsOf = None
     ) -> LearnerHistory:
         try:
-            return learner_history(clients.ledger.get(), learner_id, moment_of(as_of))
+            return learner_history(clients.learner_ledger(learner_id), learner_id, moment_of(as_of))
         except UnknownLearnerError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
 
@@ -156,7 +156,7 @@ def router(clients: Clients) -> APIRouter:
     )
     def get_export(learner_id: LearnerId, access: AuditorReading) -> PlainTextResponse:
         try:
-            lines = list(export_lines(clients.ledger.get(), learner_id))
+            lines = list(export_lines(clients.learner_ledger(learner_id), learner_id))
         except NothingToExportError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
         return PlainTextResponse("\n".join(lines) + "\n", media_type="application/x-ndjson")

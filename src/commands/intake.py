@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -145,8 +145,12 @@ class IntakeWorker:
         max_batch: int = 2000,
         *,
         more_shards: Sequence[Ledger] = (),
+        reopen: Callable[[int], Ledger] | None = None,
     ) -> None:
-        """`ledger` is the first shard of the event store, `more_shards` the others, in order."""
+        """`ledger` is the first shard of the event store, `more_shards` the others, in order;
+        `reopen(n)` opens shard n's `Ledger` afresh, for a shard whose server was away (its
+        pool would take tens of seconds to trust the server again): then the worker closes the
+        one it had, so it must be the worker's own."""
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
         self.settings = settings
@@ -158,6 +162,7 @@ class IntakeWorker:
             _Shard(n, shard, LearnerCache(), {}) for n, shard in enumerate([ledger, *more_shards])
         ]
         self.cache = self.shards[0].cache
+        self.reopen = reopen
         self._consumer: Consumer | None = None
         self._needs_seek = True
         self.watch = ConsumerWatch()
@@ -249,6 +254,11 @@ class IntakeWorker:
             if shard.down_since is None or now - shard.tried_at < SHARD_RETRY_S:
                 continue
             shard.tried_at = now
+            if not shard.recorder.reachable():
+                continue
+            if self.reopen is not None:
+                stale, shard.ledger = shard.ledger, self.reopen(shard.index)
+                stale.close()  # its pool would fill again with connections nobody uses
             try:
                 shard.recorder.intake_positions(self.topic)
             except OUTAGES:

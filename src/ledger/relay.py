@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -100,9 +101,12 @@ class Relay:
         *,
         layout: Layout | None = None,
         shard: int = 0,
+        reopen: Callable[[], Ledger] | None = None,
     ) -> None:
         """`ledger` is shard `shard` of the event store laid out as `layout` (default: the
-        only one)."""
+        only one); `reopen()` opens it afresh after an outage of its server (the pool of the
+        old one takes tens of seconds to trust the server again), and the relay then closes
+        the one it had: it must be the relay's own."""
         self.ledger = ledger
         self.recorder = ledger.ledger_recorder
         self.settings = settings
@@ -110,6 +114,7 @@ class Relay:
         self.batch_size = batch_size
         self.layout = layout or Layout(1, settings.partitions)
         self.shard = shard
+        self.reopen = reopen
         if shard:
             self.name = f"relay-{shard + 1}"
         self._producer: Producer | None = None
@@ -243,6 +248,12 @@ class Relay:
         # Re-read positions: what was sent before the outage but not recorded goes again.
         self._events_position = None
         self._rejections_position = None
+        if self.reopen is not None:
+            if not self.recorder.reachable():
+                raise psycopg.OperationalError("the event store's server does not answer yet")
+            stale, self.ledger = self.ledger, self.reopen()
+            self.recorder = self.ledger.ledger_recorder
+            stale.close()
         if self._producer is not None:
             self._producer.close()  # never raises, even with the broker away
             self._producer = None

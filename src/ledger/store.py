@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -568,3 +569,18 @@ class LedgerRecorder(PostgresProcessRecorder):
             "SELECT coalesce(max(rejection_id), 0) AS m FROM {s}.{t}", self.rejections_table
         )
         return int(rows[0]["m"])
+
+    def reachable(self, timeout_s: int = 2) -> bool:
+        """Whether the server answers a connection of its own, outside the pool: after the
+        server was killed, the pool's connections are all broken and it makes new ones only
+        after a growing back-off (tens of seconds), so it cannot tell that the server is back."""
+        pool = self.datastore.pool
+        given = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+        kwargs = {k: v for k, v in (given or {}).items() if k != "row_factory"}
+        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+        try:
+            with psycopg.connect(conninfo, connect_timeout=timeout_s, **kwargs) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True

@@ -43,7 +43,10 @@ def chaos(*args: str, timeout_s: float) -> dict[str, Any]:
 def test_every_fault_once_loses_duplicates_and_reorders_nothing_and_recovers() -> None:
     report = chaos("--runs", "1", "--learners", "60", "--window", "5", timeout_s=1800)
     rows = {row["fault"]: row for row in report["faults"]}
-    assert set(rows) == {"none", *(f.name for f in FAULTS if f.min_brokers == 1)}
+    assert set(rows) == {
+        "none",
+        *(f.name for f in FAULTS if f.min_brokers == 1 and f.min_shards == 1),
+    }
     for name, row in rows.items():
         assert row["runs"] == 1, name
         assert row["messages"] > 100, name
@@ -66,39 +69,47 @@ def test_every_fault_once_loses_duplicates_and_reorders_nothing_and_recovers() -
     assert report["_exit"] == 0, report["_stderr"][-3000:]
 
 
-def test_one_kafka_node_of_three_killed_mid_load_loses_and_stops_nothing() -> None:
-    """`--brokers 3`: every ledger topic on three nodes, two in sync; the group coordinator's
-    node SIGKILLed while the load is sent and started again 6-10 s later. Nothing lost,
-    doubled or reordered against the fault-free run on the same cluster, and every stage with
-    work moved on while the node was away (`halted` counts a stage that did not, or a run in
-    which no work came while it was down)."""
+def test_two_shards_on_three_brokers_lose_one_node_then_one_shard_and_nothing_else() -> None:
+    """`--brokers 3 --shards 2`: every ledger topic on three Kafka nodes, two in sync, and the
+    event store on two PostgreSQL servers. The group coordinator's node SIGKILLed while the
+    load is sent and started again 6-10 s later; in another run, the second shard's server
+    killed (`kill -9`) and started again 3-6 s later. Each run ends as the fault-free run on
+    the same layout does (nothing lost, doubled or reordered; `audit verify` over both shards,
+    catalog copies included), and every stage with work moved on while the part was away
+    (`halted` counts one that did not, or a run in which no work came meanwhile)."""
     report = chaos(
-        *("--brokers", "3", "--faults", "kafka-node-kill"),
-        *("--runs", "1", "--learners", "60", "--window", "5"),
-        timeout_s=900,
+        *("--brokers", "3", "--shards", "2", "--faults", "kafka-node-kill,postgres-shard-kill"),
+        *("--runs", "1", "--learners", "60", "--window", "8"),
+        timeout_s=1200,
     )
-    assert report["brokers"] == 3
+    assert (report["brokers"], report["shards"]) == (3, 2)
     assert report["replication"] == {
         topic: {"replicas": 3, "in_sync": 3, "min_in_sync": 2}
         for topic in ("ledger.intake", "ledger.events", "ledger.rejections")
     }, report["_stderr"][-3000:]
     rows = {row["fault"]: row for row in report["faults"]}
-    assert set(rows) == {"none", "kafka-node-kill"}
-    node = rows["kafka-node-kill"]
-    assert node["runs"] == 1
-    assert node["messages"] > 100
-    for column in (
-        "lost",
-        "duplicated",
-        "reordered",
-        "diverged",
-        "unrecovered",
-        "halted",
-        "failures",
-        "crashes",
-    ):
-        assert node[column] == 0, (column, report["failed_runs"], report["_stderr"][-3000:])
+    assert set(rows) == {"none", "kafka-node-kill", "postgres-shard-kill"}
+    for name, row in rows.items():
+        assert row["runs"] == 1, name
+        assert row["messages"] > 100, name
+        for column in (
+            "lost",
+            "duplicated",
+            "reordered",
+            "diverged",
+            "unrecovered",
+            "halted",
+            "failures",
+            "crashes",
+        ):
+            assert row[column] == 0, (
+                name,
+                column,
+                report["failed_runs"],
+                report["_stderr"][-3000:],
+            )
     assert "killed (SIGKILL)" in report["_stderr"]
+    assert "postgres of shard 2 killed" in report["_stderr"]
     assert report["_exit"] == 0, report["_stderr"][-3000:]
 
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import quote
 
 import orjson
 import psycopg
@@ -56,7 +55,7 @@ def shards_of(base_settings: Settings, count: int) -> Iterator[Settings]:
     with bootstrap.connect(admin) as conn:
         for database in databases:
             conn.execute(f'CREATE DATABASE "{database}"')
-    urls = [_url(admin.database_url, database) for database in databases]
+    urls = [bootstrap.database_on(admin.database_url, database) for database in databases]
     settings = base_settings.model_copy(
         update={"database_url": urls[0], "shards": ",".join(urls), "topic_prefix": f"test-{run}."}
     )
@@ -69,14 +68,6 @@ def shards_of(base_settings: Settings, count: int) -> Iterator[Settings]:
         with bootstrap.connect(admin) as conn:
             for database in databases:
                 conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-
-
-def _url(conninfo: str, database: str) -> str:
-    """A URL (what `LEDGER_SHARDS` lists) for `database` on the server of `conninfo`."""
-    parts = conninfo_to_dict(conninfo)
-    host = quote(str(parts.get("host") or "localhost"), safe="")
-    user = quote(str(parts.get("user") or "postgres"), safe="")
-    return f"postgresql://{user}@/{database}?host={host}&port={parts.get('port') or 5432}"
 
 
 def _catalog_everywhere(settings: Settings) -> bool:

@@ -14,6 +14,7 @@ eventsourcing and kafka-python first (`ledger bench cli`).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -53,6 +54,17 @@ def eventsourcing_env(url: str, *, create_table: bool) -> dict[str, str]:
     }
 
 
+def database_on(url: str, database: str) -> str:
+    """A URL for `database` on the server `url` names (a scratch database of a test or a
+    benchmark): a URL, since `LEDGER_SHARDS` lists URLs, whatever form `url` has."""
+    parts: dict[str, Any] = conninfo_to_dict(url)
+    parts["dbname"] = database
+    query = "&".join(
+        f"{key}={quote(str(value), safe='')}" for key, value in parts.items() if value is not None
+    )
+    return f"postgresql:///?{query}"
+
+
 def services(settings: Settings) -> Services:
     """Where PostgreSQL and Kafka are, for this process: resolved here, once.
 
@@ -74,9 +86,14 @@ def broker_only(settings: Settings) -> str:
     return stack_services.kafka_bootstrap(settings)
 
 
-def connect(services: Services, *, connect_timeout: int = 10) -> psycopg.Connection[Any]:
-    """A PostgreSQL connection in autocommit mode, for the read side and the tools."""
-    return psycopg.connect(services.database_url, autocommit=True, connect_timeout=connect_timeout)
+def connect(
+    services: Services, *, connect_timeout: int = 10, shard: int = 0
+) -> psycopg.Connection[Any]:
+    """A PostgreSQL connection in autocommit mode, for the read side and the tools (on the
+    ledger's database, or another shard of the event store)."""
+    return psycopg.connect(
+        services.shard_urls[shard], autocommit=True, connect_timeout=connect_timeout
+    )
 
 
 def open_ledger(

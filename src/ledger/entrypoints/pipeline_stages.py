@@ -43,34 +43,49 @@ class Stages:
 
 
 def read_stages(own: Scratch) -> Stages | None:
-    """The stages now, or None while a service does not answer (a fault is on)."""
+    """The stages now, or None while a service does not answer (a fault is on).
+
+    With shards (`docs/sharding.md`) each keeps its own positions for every partition: the
+    intake has done a partition only as far as the shard furthest behind on it, and the
+    relays' figures are every shard's summed."""
     settings, kafka = own.settings, own.services.kafka_bootstrap
+    positions: dict[int, list[int]] = {}
+    relayed = [0, 0, 0, 0]  # events relayed, stored; rejections relayed, stored
     try:
-        intake_end = sum(end_offsets(kafka, settings.intake_topic).values())
+        ends = end_offsets(kafka, settings.intake_topic)
+        for shard in range(len(own.services.shard_urls)):
+            with bootstrap.connect(own.services, connect_timeout=3, shard=shard) as conn:
+                done = dict(
+                    conn.execute(
+                        "SELECT partition, next_offset FROM ledger_intake_positions"
+                        " WHERE topic = %s",
+                        (settings.intake_topic,),
+                    ).fetchall()
+                )
+                row = conn.execute(
+                    "SELECT"
+                    " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
+                    "  WHERE stream = 'events'),"
+                    " (SELECT coalesce(max(notification_id), 0) FROM ledger_events),"
+                    " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
+                    "  WHERE stream = 'rejections'),"
+                    " (SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections)"
+                ).fetchone()
+            assert row is not None  # noqa: S101 - a SELECT of scalars always returns a row
+            for partition in ends:
+                positions.setdefault(partition, []).append(int(done.get(partition, 0)))
+            relayed = [a + int(b) for a, b in zip(relayed, row, strict=True)]
         with bootstrap.connect(own.services, connect_timeout=3) as conn:
-            row = conn.execute(
-                "SELECT"
-                " (SELECT coalesce(sum(next_offset), 0) FROM ledger_intake_positions"
-                "  WHERE topic = %s),"
-                " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
-                "  WHERE stream = 'events'),"
-                " (SELECT coalesce(max(notification_id), 0) FROM ledger_events),"
-                " (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
-                "  WHERE stream = 'rejections'),"
-                " (SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections)",
-                (settings.intake_topic,),
-            ).fetchone()
             lags = projection_lag(conn, kafka, settings.events_topic)
     except (LedgerError, psycopg.Error, OSError):
         return None
-    assert row is not None  # noqa: S101 - a SELECT of five scalars always returns a row
     return Stages(
-        int(row[0]),
-        intake_end,
-        int(row[1]),
-        int(row[2]),
-        int(row[3]),
-        int(row[4]),
+        sum(min(found) for found in positions.values()),
+        sum(ends.values()),
+        relayed[0],
+        relayed[1],
+        relayed[2],
+        relayed[3],
         sum(lag.done for lag in lags),
         sum(lag.end for lag in lags),
         sum(lag.behind for lag in lags),

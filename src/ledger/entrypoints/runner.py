@@ -14,6 +14,7 @@ as a crashing worker thread does.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import multiprocessing
 import signal
 import sys
@@ -60,6 +61,8 @@ class Pipeline:
         bootstrap.prepare_database(services)
         bootstrap.prepare_topics(settings, services)
         layout = bootstrap.layout(settings, services)
+        #: Workers holding a `Ledger` of their own, closed with them.
+        self.owned: list[Relay] = []
         # A `Ledger` on each shard of the event store; the first is the ledger's database.
         self.shards: list[Ledger] = bootstrap.open_shards(services)
         self.ledger: Ledger = self.shards[0]
@@ -74,13 +77,16 @@ class Pipeline:
                     kafka,
                     settings.intake_batch,
                     more_shards=self.shards[1:],
+                    reopen=lambda n: bootstrap.open_ledger(services, shard=n),
                 )
             )
         if which in (WorkerName.ALL, WorkerName.RELAY):
-            workers.extend(
-                Relay(shard, settings, kafka, layout=layout, shard=n)
-                for n, shard in enumerate(self.shards)
-            )
+            # Each relay on a `Ledger` of its own: it opens it afresh after an outage.
+            for n in range(len(self.shards)):
+                reopen = functools.partial(bootstrap.open_ledger, services, shard=n)
+                relay = Relay(reopen(), settings, kafka, layout=layout, shard=n, reopen=reopen)
+                self.owned.append(relay)
+                workers.append(relay)
         if which in (WorkerName.ALL, WorkerName.PROJECTIONS):
             workers.append(ProjectionWorker(settings, services.database_url, kafka))
         if which is WorkerName.BRIDGE:
@@ -103,6 +109,8 @@ class Pipeline:
         self.heartbeats.close()
         for shard in self.shards:
             shard.close()
+        for relay in self.owned:
+            relay.ledger.close()
 
     def __enter__(self) -> Pipeline:
         return self.start()

@@ -31,7 +31,7 @@ class ServiceStatus:
     detail: str = ""
 
 
-def _shard_homes(state_dir: Path) -> list[Path]:
+def shard_homes(state_dir: Path) -> list[Path]:
     """The state directories of the embedded PostgreSQL servers, one a shard: the first is
     the state directory itself (where the single server always was), shard N in
     `STATE_DIR/shards/N`; how many is recorded in `STATE_DIR/shards/count`."""
@@ -78,7 +78,7 @@ def shard_urls(settings: Settings) -> list[str]:
     if settings.database_url:
         return [settings.database_url]
     urls = []
-    for n, home in enumerate(_shard_homes(settings.state_path), 1):
+    for n, home in enumerate(shard_homes(settings.state_path), 1):
         postmaster = postgres.read_postmaster(home)
         if postmaster is None:
             which = "" if n == 1 else f" of shard {n}"
@@ -114,7 +114,7 @@ def up(
         raise StackError("--shards starts embedded servers: LEDGER_SHARDS names the shards here")
     if only in (None, Service.POSTGRES) and embedded_pg:
         _record_shards(state, shards)
-        for home in _shard_homes(state):
+        for home in shard_homes(state):
             postgres.start(home, waiting=waiting)
     if only in (None, Service.KAFKA) and not settings.kafka_bootstrap:
         kafka.start(state, brokers)
@@ -127,7 +127,7 @@ def down(settings: Settings, only: Service | None = None) -> list[ServiceStatus]
     if only in (None, Service.KAFKA) and not settings.kafka_bootstrap:
         kafka.stop(state)
     if only in (None, Service.POSTGRES) and not (settings.database_url or settings.shard_urls):
-        for home in _shard_homes(state):
+        for home in shard_homes(state):
             postgres.stop(home)
     return status(settings)
 
@@ -145,7 +145,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
             f"from {given}",
         )
     else:
-        homes = _shard_homes(state)
+        homes = shard_homes(state)
         postmasters = [postgres.read_postmaster(home) for home in homes]
         first = postmasters[0]
         detail = f"embedded, pid {first.pid}" if first else "embedded, stopped"

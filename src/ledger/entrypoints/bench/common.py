@@ -25,7 +25,6 @@ from uuid import uuid4
 
 import psycopg
 from kafka import KafkaConsumer
-from psycopg.conninfo import make_conninfo
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
@@ -337,19 +336,24 @@ def scratch(
     under `topic_prefix` (created by whoever publishes to them; deleted by whoever made the
     prefix, which several scratches may share: `deleting_topics`)."""
     database = f"ledger_bench_{secrets.token_hex(3)}"
-    with bootstrap.connect(services) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
+    shards = range(len(services.shard_urls))  # one on each shard's server, with shards
+    for shard in shards:
+        with bootstrap.connect(services, shard=shard) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
     try:
         own = Scratch(
             settings.model_copy(update={"topic_prefix": topic_prefix}),
-            services.with_database(make_conninfo(services.database_url, dbname=database)),
+            services.with_database(
+                *(bootstrap.database_on(url, database) for url in services.shard_urls)
+            ),
             worker_log_level,
         )
         bootstrap.prepare_database(own.services)
         yield own
     finally:
-        with bootstrap.connect(services) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for shard in shards:
+            with bootstrap.connect(services, shard=shard) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @contextmanager
@@ -471,6 +475,7 @@ def worker_env(own: Scratch, api_port: int, log_level: str = "info") -> dict[str
         {
             "LEDGER_STATE_DIR": str(settings.state_path),
             "LEDGER_DATABASE_URL": own.services.database_url,
+            "LEDGER_SHARDS": " ".join(own.services.shard_urls),
             "LEDGER_TOPIC_PREFIX": settings.topic_prefix,
             "LEDGER_API_PORT": str(api_port),
             "LEDGER_LOG_FORMAT": "json",

@@ -23,15 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.broker import partition_leader
+import psycopg
+
+from ledger.broker import end_offsets, partition_leader
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch
 from ledger.entrypoints.chaos.environment import set_loopback
 from ledger.entrypoints.chaos.processes import Workers
 from ledger.entrypoints.pipeline_stages import read_stages
-from ledger.errors import StackError
+from ledger.errors import LedgerError, StackError
 from ledger.settings import Services, Settings
+from ledger.sharding import Layout
 from ledger.stack import kafka, postgres
+from ledger.stack import services as stack_services
 
 #: The worker processes of an ordinary run: (name, `ledger run` role).
 STANDARD_ROLES = [
@@ -72,6 +76,8 @@ class Fault:
     needs_hold: bool = False
     #: The Kafka nodes it needs (`ledger chaos --brokers`): a fault of one node of a cluster.
     min_brokers: int = 1
+    #: The event store's shards it needs (`ledger chaos --shards`): a fault of one shard.
+    min_shards: int = 1
 
 
 def _downtime(run: Run, low: float = 1.0, high: float = 3.0) -> float:
@@ -181,6 +187,73 @@ def postgres_fault(hard: bool) -> Inject:
         postgres.start(run.state_dir)
 
     return inject
+
+
+def shard_killed(run: Run) -> None:
+    """The last shard's PostgreSQL killed (`kill -9`) mid-load, started again 3-6 s later
+    (crash recovery follows). Meanwhile the first shard's learners must flow: its intake
+    positions of its own partitions and its relay must move on where work waits
+    (`Run.failed` says which did not), as `docs/sharding.md` promises."""
+    homes = stack_services.shard_homes(run.state_dir)
+    if len(homes) < 2:
+        raise StackError("the postgres-shard-kill fault needs an event store of two shards")
+    home = homes[-1]
+    postmaster = postgres.read_postmaster(home)
+    if postmaster is None:
+        raise StackError(f"the chaos shard {len(homes)} is not running")
+    before = _first_shard_flow(run)
+    os.kill(postmaster.pid, signal.SIGKILL)
+    _wait_gone(postmaster.pid)
+    down = _downtime(run, 3.0, 6.0)
+    time.sleep(down)
+    during = _first_shard_flow(run)
+    postgres.start(home)
+    run.story.append(f"postgres of shard {len(homes)} killed (kill -9), down {down:.1f} s")
+    if before is None or during is None:
+        run.failed.append("the first shard's positions could not be read while the last was down")
+        return
+    moved = {
+        stage: (during[stage][0] - before[stage][0], during[stage][1] > before[stage][0])
+        for stage in before
+    }
+    run.story.append(
+        "while it was down, on shard 1: "
+        + ", ".join(f"{stage} moved {count}" for stage, (count, _) in moved.items())
+    )
+    for stage, (count, had_work) in moved.items():
+        if had_work and count <= 0:
+            run.failed.append(f"shard 1's {stage} stopped while shard {len(homes)} was down")
+    if not any(had_work for _, had_work in moved.values()):
+        run.failed.append(
+            f"no work reached shard 1 while shard {len(homes)} was down: the run proved nothing"
+        )
+
+
+def _first_shard_flow(run: Run) -> dict[str, tuple[int, int]] | None:
+    """(done, to do) of the first shard's intake over its own partitions, and of its relay."""
+    layout = Layout(len(run.services.shard_urls), run.settings.partitions)
+    own = layout.partitions_of(0)
+    try:
+        ends = end_offsets(run.services.kafka_bootstrap, run.settings.intake_topic)
+        with bootstrap.connect(run.services, connect_timeout=3) as conn:
+            done = dict(
+                conn.execute(
+                    "SELECT partition, next_offset FROM ledger_intake_positions WHERE topic = %s",
+                    (run.settings.intake_topic,),
+                ).fetchall()
+            )
+            row = conn.execute(
+                "SELECT (SELECT coalesce(max(position), 0) FROM ledger_relay_positions"
+                "  WHERE stream = 'events'), (SELECT coalesce(max(notification_id), 0)"
+                "  FROM ledger_events)"
+            ).fetchone()
+    except (LedgerError, psycopg.Error, OSError):
+        return None
+    assert row is not None  # noqa: S101 - a SELECT of scalars always returns a row
+    return {
+        "intake": (sum(int(done.get(p, 0)) for p in own), sum(ends.get(p, 0) for p in own)),
+        "relay": (int(row[0]), int(row[1])),
+    }
 
 
 def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
@@ -359,6 +432,12 @@ FAULTS: list[Fault] = [
         needs_hold=True,
     ),
     Fault("network-cut", "the network to the broker cut, then restored", network_cut),
+    Fault(
+        "postgres-shard-kill",
+        "the last shard's PostgreSQL killed with kill -9, started again after 3-6 s",
+        shard_killed,
+        min_shards=2,
+    ),
 ]
 
 BY_NAME = {f.name: f for f in [NONE, *FAULTS]}

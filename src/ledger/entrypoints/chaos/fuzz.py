@@ -732,11 +732,12 @@ def _check(own: Scratch, result: FuzzResult) -> None:
                 if response.status_code >= 500:
                     result.reads_5xx += 1
                     result.notes.append(f"GET {path[:80]}: {response.status_code}")
-    ledger = bootstrap.open_ledger(own.services)
+    ledger, *more_shards = bootstrap.open_shards(own.services)
     try:
-        report = verify(ledger, own.settings, own.services)
+        report = verify(ledger, own.settings, own.services, more_shards=more_shards)
     finally:
-        ledger.close()
+        for shard in (ledger, *more_shards):
+            shard.close()
     result.verify_ok = report.ok
     result.notes.extend(m.message for m in report.mismatches[:5])
 

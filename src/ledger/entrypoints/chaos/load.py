@@ -90,20 +90,24 @@ def wait_for_catalog(
     services: Services, specializations: list[str] | None = None, timeout_s: float = 120.0
 ) -> None:
     """Until every specialization of the catalog (the cohort's, or those named) is in the
-    event store (E0)."""
+    event store (E0): in every shard's, each keeping the catalog."""
     names = specializations or [e.specialization_id for e in CATALOG]
     ids = [specialization_aggregate_id(name) for name in names]
     deadline = time.monotonic() + timeout_s
+    waiting = list(range(len(services.shard_urls)))
     while time.monotonic() < deadline:
         try:
-            with bootstrap.connect(services, connect_timeout=3) as conn:
+            with bootstrap.connect(services, connect_timeout=3, shard=waiting[0]) as conn:
                 row = conn.execute(
                     "SELECT count(DISTINCT originator_id) FROM ledger_events"
                     " WHERE originator_id = ANY(%s)",
                     (ids,),
                 ).fetchone()
             if row is not None and row[0] == len(ids):
-                return
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
         except psycopg.Error:
             pass
         time.sleep(0.2)

@@ -193,11 +193,12 @@ def _strike(
         stop.set()
         if loader.is_alive():
             loader.join(30)
-    ledger = bootstrap.open_ledger(own.services)
+    ledger, *more_shards = bootstrap.open_shards(own.services)
     try:
-        return capture(own.settings, own.services, ledger)
+        return capture(own.settings, own.services, ledger, more_shards)
     finally:
-        ledger.close()
+        for shard in (ledger, *more_shards):
+            shard.close()
 
 
 @dataclass

@@ -74,6 +74,15 @@ def chaos(
             "fault of one node killed)."
         ),
     ] = 1,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=2,
+            help="Shards of the chaos stack's event store: 1, or 2 (two PostgreSQL servers, "
+            "which adds the fault of one killed).",
+        ),
+    ] = 1,
 ) -> None:
     """Every fault, --runs times, through the real pipeline, against a fault-free run."""
     if ctx.invoked_subcommand is not None:
@@ -84,7 +93,11 @@ def chaos(
 
     if brokers not in (1, 3):
         raise typer.BadParameter("the chaos stack runs 1 or 3 Kafka nodes", param_hint="--brokers")
-    chosen = [f for f in FAULTS if f.min_brokers <= brokers] if faults == "all" else []
+    chosen = (
+        [f for f in FAULTS if f.min_brokers <= brokers and f.min_shards <= shards]
+        if faults == "all"
+        else []
+    )
     if faults != "all":
         for name in faults.split(","):
             if name.strip() not in BY_NAME:
@@ -95,6 +108,10 @@ def chaos(
             if fault.min_brokers > brokers:
                 raise typer.BadParameter(
                     f"{fault.name} needs --brokers {fault.min_brokers}", param_hint="--faults"
+                )
+            if fault.min_shards > shards:
+                raise typer.BadParameter(
+                    f"{fault.name} needs --shards {fault.min_shards}", param_hint="--faults"
                 )
             chosen.append(fault)
     settings = _outside_or_inside(sys.argv[1:], keep)
@@ -112,7 +129,7 @@ def chaos(
         for note in result.notes:
             console.print(f"    {note}", markup=False)
 
-    with _chaos_stack(settings, console, brokers) as services:
+    with _chaos_stack(settings, console, brokers, shards) as services:
         options = Options(
             learners=learners,
             seed=seed,
@@ -128,6 +145,7 @@ def chaos(
             "runs": runs,
             "learners": learners,
             "brokers": brokers,
+            "shards": shards,
             "replication": {name: asdict(r) for name, r in kept.items()},
             "faults": [s.as_dict() for s in summaries],
             "failed_runs": [r.__dict__ for r in results if not r.clean],
@@ -143,8 +161,11 @@ def chaos(
 
 
 @contextmanager
-def _chaos_stack(settings: Settings, console: Console, brokers: int = 1) -> Iterator[Services]:
-    """The chaos stack's PostgreSQL and Kafka (`brokers` nodes), up for the block's length."""
+def _chaos_stack(
+    settings: Settings, console: Console, brokers: int = 1, shards: int = 1
+) -> Iterator[Services]:
+    """The chaos stack's PostgreSQL (`shards` servers) and Kafka (`brokers` nodes), up for the
+    block's length."""
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
     from ledger.entrypoints.chaos.environment import set_loopback  # noqa: PLC0415
     from ledger.errors import LedgerError  # noqa: PLC0415
@@ -152,7 +173,7 @@ def _chaos_stack(settings: Settings, console: Console, brokers: int = 1) -> Iter
 
     set_loopback(True)
     console.print(f"chaos stack in {settings.state_path} (own network namespace)")
-    services.up(settings, brokers=brokers)
+    services.up(settings, brokers=brokers, shards=shards)
     try:
         found = bootstrap.services(settings)
         bootstrap.prepare_database(found)

@@ -77,8 +77,8 @@ class OutRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
-    #: Where it goes; None: where its key hashes to (murmur2), as for every record but a
-    #: sharded relay's (`ledger.sharding.Layout.events_partition`).
+    #: Where it goes; None: where its key hashes to (murmur2), as for every record but the
+    #: relay's (`ledger.sharding.Layout.events_partition`).
     partition: int | None = None
 
 

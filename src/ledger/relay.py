@@ -10,10 +10,11 @@ Notification ids have gaps (a rolled-back save still consumes one), so it pages 
 the last id seen", never by counting. Rejected intake messages are relayed the same way to
 `ledger.rejections`, from the rejections table.
 
-With the event store in shards, each shard has its relay (`docs/sharding.md`): it writes each
-aggregate's events to a partition of its own shard (`Layout.events_partition`), so every
-partition of `ledger.events` carries one notification log and the projections' dedupe stays
-exact; and of the catalog, which every shard keeps, only a specialization's home shard publishes.
+Each aggregate's events go to the partition its subject (learner or specialization id) has on
+`ledger.intake` (`Layout.events_partition`), not where its key would hash: with the event store
+in shards, each shard has its relay (`docs/sharding.md`), and so every partition of
+`ledger.events` carries one shard's notification log and the projections' dedupe stays exact;
+of the catalog, which every shard keeps, only a specialization's home shard publishes.
 """
 
 from __future__ import annotations
@@ -200,10 +201,7 @@ class Relay:
                 continue
             relayed = Relayed(notification.id, self._events_position)
             record = to_record(self.settings.events_topic, event, subject, relayed)
-            if sharded:
-                partition = self.layout.events_partition(str(aggregate_id), self.shard)
-                record = replace(record, partition=partition)
-            records.append(record)
+            records.append(replace(record, partition=self.layout.events_partition(subject)))
         records.extend(rejection_record(self.settings, r) for r in rejections)
         # Published, or found nothing to publish: either way it is keeping up.
         self._last_progress = time.time()

@@ -8,9 +8,12 @@ two-phase commit; `docs/sharding.md` has the whole design):
     shard(partition) = partition mod N         (P, the partition count, a multiple of N)
 
 Each shard's relay publishes its own notification log, and the projections' dedupe is exact only
-if every `ledger.events` partition is fed by one log: a shard writes an aggregate's events to the
-partition of its key moved to the nearest partition of that shard below it
-(`events_partition`). With one shard that is the key's own partition: nothing changes.
+if every `ledger.events` partition is fed by one log. So an aggregate's events go to the
+partition its subject (learner id, specialization id) has on `ledger.intake`
+(`events_partition`), whatever the number of shards: a partition of the shard that decides the
+subject, and the same partition before and after the shards are doubled (a learner who moves to
+a new shard keeps it; only the log feeding it changes, `docs/sharding.md`). The record's key
+stays the aggregate id (the contract, DESIGN §4); the partition is given explicitly.
 """
 
 from __future__ import annotations
@@ -54,9 +57,8 @@ class Layout:
         """The partitions whose learners `shard` decides."""
         return list(range(shard, self.partitions, self.shards))
 
-    def events_partition(self, key: str | bytes, shard: int) -> int:
-        """The `ledger.events` partition `shard`'s relay writes the aggregate keyed `key` to:
-        fixed per aggregate (its order holds), always one of `shard`'s partitions (so each is
-        fed by one notification log), and the key's own partition with one shard."""
-        own = self.partition(key)
-        return own - own % self.shards + shard
+    def events_partition(self, subject: str | bytes) -> int:
+        """The `ledger.events` partition of the aggregate whose subject is `subject`: its
+        subject's intake partition, fed by that subject's shard alone and unchanged when the
+        shards are doubled."""
+        return self.partition(subject)

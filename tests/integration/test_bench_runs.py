@@ -4,6 +4,7 @@ scratch databases share them), and leaves no topic of its own behind."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,53 @@ def test_a_small_benchmark_measures_every_process_count_and_deletes_its_topics(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "target" in done.stdout or "at least" in done.stdout  # its verdict line
     assert _bench_topics(own_settings) <= before  # its own are gone (others' may be too)
+
+
+def test_bench_shards_measures_each_layout_and_capacity_plans_from_what_it_measured(
+    own_settings: Settings, tmp_path: Path
+) -> None:
+    """`ledger bench shards` over 1 and 2 shards, small: every message applied in each layout,
+    the CPU it took attributed (the workers' processes and their database sessions counted
+    before they end), no topic left; `ledger capacity` then plans from the file it wrote."""
+    before = _bench_topics(own_settings)
+    ledger = Path(sys.executable).with_name("ledger")
+    inputs = tmp_path / "inputs.json"
+    done = subprocess.run(
+        [
+            *(str(ledger), "bench", "shards", "--messages", "6000", "--learners", "600"),
+            *("--shards", "1,2", "--processes", "2", "--json", str(inputs)),
+        ],
+        env=cli_env(own_settings),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document = json.loads(inputs.read_text())
+    runs = {run["shards"]: run for run in document["runs"]}
+    assert set(runs) == {1, 2}
+    for run in runs.values():
+        assert run["commands"] == 6000
+        assert run["commands_per_second"] > 0
+        assert run["cpu_ms_per_1000"]["intake"] > 0
+        assert run["cpu_ms_per_1000"]["postgres"] > 0
+        assert run["events"] > run["commands"] / 2
+        assert run["store_bytes_per_event"] > 0
+    measured = document["measured"]
+    assert measured["shard_commands_per_second"] == runs[1]["commands_per_second"]
+    assert measured["projection_events_per_second"] > 0
+    assert _bench_topics(own_settings) <= before
+    planned = subprocess.run(
+        [str(ledger), "capacity", "--inputs", str(inputs), "--json"],
+        env=cli_env(own_settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    plan = json.loads(planned.stdout)["plan"]
+    assert plan["shards"] >= max(plan["shards_for_peak"], plan["shards_for_storage"])
+    assert plan["partitions"] % plan["shards"] == 0
+    assert plan["brokers"] >= 3

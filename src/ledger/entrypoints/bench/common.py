@@ -161,12 +161,15 @@ def _worker_child(
         configure_logging(settings.log_format, "warning")
     tune_garbage_collector()  # as `ledger run` does
     kafka = services.kafka_bootstrap
-    ledger = bootstrap.open_ledger(services) if kind in ("intake", "bridge") else None
+    shards = bootstrap.open_shards(services) if kind in ("intake", "bridge") else []
+    ledger = shards[0] if shards else None
     worker: IntakeWorker | ProjectionWorker | OpenEdxBridge
     if kind == "bridge" and ledger is not None:
         worker = _bridge(ledger, settings, services)
     elif ledger is not None:
-        worker = IntakeWorker(ledger, settings, kafka, settings.intake_batch)
+        worker = IntakeWorker(
+            ledger, settings, kafka, settings.intake_batch, more_shards=shards[1:]
+        )
     else:
         worker = ProjectionWorker(
             settings, services.database_url, kafka, read_models=read_models(kind)
@@ -190,8 +193,8 @@ def _worker_child(
                 started.put(first)
     finally:
         worker.close()
-        if ledger is not None:
-            ledger.close()
+        for shard in shards:
+            shard.close()
 
 
 def _bridge(ledger: Ledger, settings: Settings, services: Services) -> OpenEdxBridge:
@@ -252,10 +255,13 @@ def run_worker_processes(
     done_so_far: Callable[[], int],
     expected: int,
     progress: Callable[[int], None],
+    on_start: Callable[[], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
 ) -> tuple[float, int]:
     """Run `processes` benchmark workers of `kind`, all in the group before any starts, until
     `done_so_far()` reaches `expected`; return the seconds from the first poll that returned
-    records to then, and the count."""
+    records to then, and the count. `on_start` is called as they are let go, `on_finish` once
+    they are done, while they (and their database sessions) still exist."""
     context = multiprocessing.get_context("spawn")
     assigned: Queue[tuple[int, int, bool]] = context.Queue()
     started: Queue[float] = context.Queue()
@@ -275,6 +281,8 @@ def run_worker_processes(
         for child in children:
             child.start()
         _wait_for_group(assigned, processes, scratch.settings.partitions)
+        if on_start is not None:
+            on_start()
         go.set()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
@@ -282,6 +290,8 @@ def run_worker_processes(
             progress(done)
             if done >= expected:
                 finished = time.monotonic()
+                if on_finish is not None:
+                    on_finish()
                 break
             if any(c.exitcode not in (None, 0) for c in children):
                 raise LedgerError(f"a {kind} process of the benchmark crashed; see its log")
@@ -330,30 +340,41 @@ def processes_label(processes: int) -> str:
 
 @contextmanager
 def scratch(
-    settings: Settings, services: Services, topic_prefix: str, worker_log_level: str = "warning"
+    settings: Settings,
+    services: Services,
+    topic_prefix: str,
+    worker_log_level: str = "warning",
+    *,
+    shards: int | None = None,
 ) -> Iterator[Scratch]:
     """A database of its own (created now, tables made, dropped after use), and topic names
     under `topic_prefix` (created by whoever publishes to them; deleted by whoever made the
-    prefix, which several scratches may share: `deleting_topics`)."""
+    prefix, which several scratches may share: `deleting_topics`). An event store of `shards`
+    shards (default: as many as the services have), each a database of its own, spread over
+    the services' servers in turn."""
     database = f"ledger_bench_{secrets.token_hex(3)}"
-    shards = range(len(services.shard_urls))  # one on each shard's server, with shards
-    for shard in shards:
-        with bootstrap.connect(services, shard=shard) as conn:
-            conn.execute(f'CREATE DATABASE "{database}"')
+    servers = services.shard_urls
+    made = [
+        (n % len(servers), f"{database}_{n + 1}" if shards else database)
+        for n in range(shards or len(servers))
+    ]
+    for server, name in made:
+        with bootstrap.connect(services, shard=server) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
         own = Scratch(
             settings.model_copy(update={"topic_prefix": topic_prefix}),
             services.with_database(
-                *(bootstrap.database_on(url, database) for url in services.shard_urls)
+                *(bootstrap.database_on(servers[server], name) for server, name in made)
             ),
             worker_log_level,
         )
         bootstrap.prepare_database(own.services)
         yield own
     finally:
-        for shard in shards:
-            with bootstrap.connect(services, shard=shard) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for server, name in made:
+            with bootstrap.connect(services, shard=server) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

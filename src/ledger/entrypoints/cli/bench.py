@@ -264,6 +264,84 @@ def bench_bridge(
     )
 
 
+@bench_app.command("shards")
+def bench_shards(
+    shards: Annotated[
+        str, typer.Option(help="Layouts to measure, as shard counts (each divides 12).")
+    ] = "1,2,4",
+    messages: Annotated[int, typer.Option(min=100, help="Messages to publish.")] = 30_000,
+    learners: Annotated[int, typer.Option(min=1, help="Learners they are spread over.")] = 3_000,
+    processes: BenchProcesses = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Where to write the figures and the capacity model's inputs "
+            "(default: STATE_DIR/capacity-inputs.json, which `ledger capacity` reads).",
+        ),
+    ] = None,
+) -> None:
+    """The intake over 1, 2 and 4 shards: commands/s, the cores each part kept busy and the CPU
+    per command, beside kafka-python consuming the same messages; then the capacity model's
+    measured inputs (docs/capacity.md)."""
+    import json  # noqa: PLC0415
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from rich.table import Table  # noqa: PLC0415
+
+    from ledger.entrypoints.bench.shards import (  # noqa: PLC0415
+        PARTITIONS,
+        capacity_inputs,
+        run_shards_bench,
+    )
+
+    try:
+        layouts = [int(n) for n in shards.split(",") if n.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            "shard counts separated by commas", param_hint="--shards"
+        ) from None
+    if not layouts or any(n < 1 or PARTITIONS % n for n in layouts):
+        raise typer.BadParameter(f"each must divide {PARTITIONS}", param_hint="--shards")
+    settings = quiet_settings()
+    count = _processes(settings, processes)
+    runs, projection_rate = run_shards_bench(
+        settings, services(settings), layouts, count, messages, learners, out()
+    )
+    table = Table(title=f"ledger bench shards: {messages:,} messages, {count} intake processes")
+    for column in (
+        "shards",
+        "commands/s",
+        "vs 1 shard",
+        "raw kafka-python/s",
+        "machine cores busy",
+        "intake + PG CPU ms per 1,000",
+        "commands/s per busy core",
+        "store bytes/event",
+    ):
+        table.add_column(column, justify="right")
+    first = runs[0].commands_per_second
+    for run in runs:
+        table.add_row(
+            str(run.shards),
+            f"{run.commands_per_second:,.0f}",
+            f"{run.commands_per_second / first:.2f}",
+            f"{run.raw_kafka_per_second:,.0f}",
+            f"{run.machine_cores:.2f}",
+            f"{run.cpu_ms_per_1000['both']:,.0f}",
+            f"{run.commands_per_second / max(run.machine_cores, 0.01):,.0f}",
+            f"{run.store_bytes_per_event:,.0f}",
+        )
+    out().print(table)
+    measured = capacity_inputs(runs, projection_rate)
+    path = json_path or settings.state_path / "capacity-inputs.json"
+    path.write_text(
+        json.dumps({"runs": [r.as_dict() for r in runs], "measured": asdict(measured)}, indent=2)
+        + "\n"
+    )
+    out().print(f"capacity model inputs written to {path} (`ledger capacity` reads them)")
+
+
 @bench_app.command("all")
 def bench_all(
     json_path: Annotated[

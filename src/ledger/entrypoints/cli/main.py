@@ -25,6 +25,7 @@ from ledger.entrypoints.cli.console import (
     command_group,
     err,
     out,
+    print_document,
     quiet_settings,
     settings,
 )
@@ -210,6 +211,74 @@ def run(
     from ledger.entrypoints.runner import run as run_workers  # noqa: PLC0415
 
     raise typer.Exit(run_workers(settings(), worker, processes))
+
+
+@app.command("capacity")
+def capacity(
+    learners: Annotated[int, typer.Option(min=1, help="Learners on the platform.")] = 150_000_000,
+    messages_per_learner_year: Annotated[
+        float, typer.Option(min=0.1, help="Inbound messages a learner causes in a year.")
+    ] = 20.0,
+    peak_factor: Annotated[
+        float, typer.Option(min=1.0, help="The busiest hour's traffic over an average hour's.")
+    ] = 6.0,
+    years: Annotated[int, typer.Option(min=1, help="Years of events the shards hold.")] = 5,
+    shard_storage_tb: Annotated[
+        float, typer.Option(min=0.01, help="What one PostgreSQL server may hold, in TB.")
+    ] = 4.0,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="The measured rates (`ledger bench shards` writes them; default: "
+            "STATE_DIR/capacity-inputs.json)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+) -> None:
+    """Shards, partitions, brokers, projection processes and storage a year for a platform of
+    this size, from rates measured on this machine (docs/capacity.md)."""
+    import json  # noqa: PLC0415
+
+    from ledger.entrypoints.capacity import Measured, Traffic, plan  # noqa: PLC0415
+    from ledger.errors import LedgerError  # noqa: PLC0415
+
+    path = inputs or settings().state_path / "capacity-inputs.json"
+    if not path.is_file():
+        raise LedgerError(f"{path}: no measured rates; run `ledger bench shards` first")
+    measured = Measured(**json.loads(path.read_text())["measured"])
+    traffic = Traffic(
+        learners, messages_per_learner_year, peak_factor, years, shard_storage_tb * 1e12
+    )
+    result = plan(traffic, measured)
+    if as_json:
+        print_document(
+            {"traffic": vars(traffic), "measured": vars(measured), "plan": result.as_dict()}
+        )
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"capacity for {learners:,} learners (rates from {path})")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in (
+        ("inbound messages a year", f"{result.messages_per_year:,.0f}"),
+        ("events a year", f"{result.events_per_year:,.0f}"),
+        ("peak commands/s", f"{result.peak_commands_per_second:,.0f}"),
+        ("peak events/s", f"{result.peak_events_per_second:,.0f}"),
+        ("shards the peak needs", str(result.shards_for_peak)),
+        (f"shards {years} years of events need", str(result.shards_for_storage)),
+        ("shards (PostgreSQL servers, a power of two)", str(result.shards)),
+        ("partitions per topic", str(result.partitions)),
+        ("projection processes", str(result.projection_processes)),
+        ("Kafka brokers", str(result.brokers)),
+        (
+            "PostgreSQL storage a year (all shards)",
+            f"{result.postgres_bytes_per_year / 1e12:,.2f} TB",
+        ),
+        ("Kafka storage a year (3 copies)", f"{result.kafka_bytes_per_year / 1e12:,.2f} TB"),
+    ):
+        table.add_row(name, value)
+    out().print(table)
 
 
 @app.command("schemas")

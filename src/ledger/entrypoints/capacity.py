@@ -105,9 +105,8 @@ def plan(traffic: Traffic, measured: Measured, utilisation: float = UTILISATION)
     outbound = peak_events * measured.kafka_bytes_per_event
     # Each broker takes its share of every record written, times the replicas.
     written = (inbound + outbound) * REPLICATION
-    brokers = max(
-        REPLICATION, math.ceil(written / (measured.broker_bytes_per_second * utilisation))
-    )
+    budget = measured.broker_bytes_per_second * utilisation
+    brokers = max(REPLICATION, math.ceil(written / budget) if budget > 0 else REPLICATION)
     kafka_year = (
         messages * measured.kafka_bytes_per_message + events * measured.kafka_bytes_per_event
     ) * REPLICATION

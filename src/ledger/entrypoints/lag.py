@@ -7,6 +7,7 @@ so the answer is exact whatever Kafka's consumer-group offsets say.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -31,21 +32,31 @@ class StageLag:
         return max(0, self.end - self.done)
 
 
-def pipeline_lag(settings: Settings, services: Services, ledger: Ledger) -> list[StageLag]:
+def pipeline_lag(
+    settings: Settings, services: Services, ledger: Ledger, more_shards: Sequence[Ledger] = ()
+) -> list[StageLag]:
+    """Each stage's lag; with shards (`docs/sharding.md`), the intake has done a partition as
+    far as the shard furthest behind on it, and each shard's relay is a stage of its own."""
     bootstrap = services.kafka_bootstrap
-    recorder = ledger.ledger_recorder
+    shards = [ledger, *more_shards]
     intake_end = end_offsets(bootstrap, settings.intake_topic)
-    intake_done = recorder.intake_positions(settings.intake_topic)
+    done_in = [shard.ledger_recorder.intake_positions(settings.intake_topic) for shard in shards]
     stages = [
         StageLag(
             "intake",
-            sum(min(intake_done.get(p, 0), end) for p, end in intake_end.items()),
+            sum(min(*(d.get(p, 0) for d in done_in), end) for p, end in intake_end.items()),
             sum(intake_end.values()),
-        ),
-        StageLag(
-            "relay", recorder.relay_position(EVENTS_STREAM), recorder.max_notification_id() or 0
-        ),
+        )
     ]
+    for n, shard in enumerate(shards):
+        recorder = shard.ledger_recorder
+        stages.append(
+            StageLag(
+                "relay" if n == 0 else f"relay {n + 1}",
+                recorder.relay_position(EVENTS_STREAM),
+                recorder.max_notification_id() or 0,
+            )
+        )
     with psycopg.connect(services.database_url, autocommit=True) as conn:
         by_model: dict[str, list[PartitionLag]] = {}
         for lag in projection_lag(conn, bootstrap, settings.events_topic):

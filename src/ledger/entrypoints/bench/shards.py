@@ -74,8 +74,9 @@ class ShardRun:
     kafka_bytes_per_message: float | None = None
     #: An event's record as the relay would publish it (key, value, headers).
     event_payload_bytes: float = 0.0
-    #: The broker's log written per second while the messages were published (`acks=all`).
-    produce_bytes_per_second: float | None = None
+    #: The broker's log written per second while the messages were published (`acks=all`;
+    #: the payload sent a second when the broker is not the local one).
+    produce_bytes_per_second: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +202,7 @@ def one_layout(
         events, size = _store_size(own)
         event_payload = _event_record_bytes(own)
     cores = {use.name: round(use.cores, 3) for use in uses}
+    payload = sum(_record_bytes(r) for r in records)
     intake_cores = cores.get(BENCH_ITSELF, 0.0)
     postgres_cores = cores.get("PostgreSQL (every process)", 0.0)
     per_1000 = 1000 * 1000 * seconds / max(done, 1)  # ms of wall time per 1,000 commands
@@ -220,10 +222,11 @@ def one_layout(
         events=events,
         store_bytes_per_event=round(size / max(events, 1), 1),
         raw_kafka_per_second=round(kafka.per_second, 1),
-        message_payload_bytes=round(sum(_record_bytes(r) for r in records) / len(records), 1),
+        message_payload_bytes=round(payload / len(records), 1),
         kafka_bytes_per_message=round(on_disk / len(records), 1) if on_disk else None,
         event_payload_bytes=round(event_payload, 1),
-        produce_bytes_per_second=round(on_disk / sent, 1) if on_disk and sent > 0 else None,
+        # What the broker wrote a second; with a broker elsewhere, the payload sent a second.
+        produce_bytes_per_second=round((on_disk or payload) / max(sent, 1e-9), 1),
     )
 
 
@@ -248,8 +251,9 @@ def run_shards_bench(
             one_layout(base, services, shards, processes, messages, learners, lambda _: None)
         )
     console.print("one projection process, for the capacity model")
+    one_shard = services.with_database(services.database_url)  # the read side is on one
     projections = run_projections_bench(
-        base, services, messages, learners, 1, 1, console, interleaved=True
+        base, one_shard, messages, learners, 1, 1, console, interleaved=True
     )
     return runs, projections.figures[-1].per_second
 
@@ -269,5 +273,5 @@ def capacity_inputs(runs: list[ShardRun], projection_events_per_second: float) -
         kafka_bytes_per_message=one.kafka_bytes_per_message or one.message_payload_bytes,
         # An event's record framed as the broker framed the messages of the same run.
         kafka_bytes_per_event=one.event_payload_bytes * ratio,
-        broker_bytes_per_second=one.produce_bytes_per_second or 0.0,
+        broker_bytes_per_second=one.produce_bytes_per_second,
     )

@@ -157,17 +157,24 @@ def kafka_node_killed(run: Run) -> None:
             during.published > before.projected,
         ),
     }
+    _kept_flowing(run, moved, "the pipeline", f"kafka node {node}")
+
+
+def _kept_flowing(run: Run, moved: dict[str, tuple[int, bool]], where: str, away: str) -> None:
+    """Tell what each stage of `where` did while `away` was down ((how far it moved, whether
+    work waited) by stage); each that had work and did not move fails the run, and so does a
+    run in which no work came meanwhile (it proved nothing)."""
     run.story.append(
-        "while it was down: "
+        f"while {away} was down, {where}: "
         + ", ".join(f"{stage} moved {count}" for stage, (count, _) in moved.items())
     )
     for stage, (count, had_work) in moved.items():
         if had_work and count <= 0:
-            run.failed.append(f"the {stage} stopped while kafka node {node} was down")
+            run.failed.append(f"{where}: the {stage} stopped while {away} was down")
     if not any(had_work for _, had_work in moved.values()):
         run.failed.append(
-            f"no work reached the pipeline while kafka node {node} was down: the run proved "
-            "nothing (strike earlier in the load, or send it over a longer --window)"
+            f"no work reached {where} while {away} was down: the run proved nothing (strike "
+            "earlier in the load, or send it over a longer --window)"
         )
 
 
@@ -216,17 +223,7 @@ def shard_killed(run: Run) -> None:
         stage: (during[stage][0] - before[stage][0], during[stage][1] > before[stage][0])
         for stage in before
     }
-    run.story.append(
-        "while it was down, on shard 1: "
-        + ", ".join(f"{stage} moved {count}" for stage, (count, _) in moved.items())
-    )
-    for stage, (count, had_work) in moved.items():
-        if had_work and count <= 0:
-            run.failed.append(f"shard 1's {stage} stopped while shard {len(homes)} was down")
-    if not any(had_work for _, had_work in moved.values()):
-        run.failed.append(
-            f"no work reached shard 1 while shard {len(homes)} was down: the run proved nothing"
-        )
+    _kept_flowing(run, moved, "shard 1", f"shard {len(homes)}")
 
 
 def _first_shard_flow(run: Run) -> dict[str, tuple[int, int]] | None:

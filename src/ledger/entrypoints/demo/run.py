@@ -55,7 +55,7 @@ def _wait_caught_up(
     ) as progress:
         tasks: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            stages = pipeline_lag(settings, pipeline.services, pipeline.ledger)
+            stages = pipeline_lag(settings, pipeline.services, pipeline.ledger, pipeline.shards[1:])
             for stage in stages:
                 if stage.stage not in tasks:
                     tasks[stage.stage] = progress.add_task(stage.stage, total=stage.end)

@@ -10,6 +10,7 @@ which includes each shard's copy of the catalog against its home shard's.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -28,7 +30,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from commands.intake import IntakeWorker
-from ledger.broker import Producer, end_offsets
+from ledger.broker import OutRecord, Producer, end_offsets
 from ledger.domain import learner_aggregate_id, specialization_aggregate_id
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bootstrap import services
@@ -38,7 +40,13 @@ from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
 from ledger.sharding import Layout
 
-from .helpers import projected_to_the_end, running_pipeline, services_of, wait_for
+from .helpers import (
+    ledger_cli,
+    projected_to_the_end,
+    running_pipeline,
+    services_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -325,3 +333,87 @@ def test_stack_up_with_two_shards_starts_two_servers_each_with_an_event_store() 
     finally:
         cli("stack", "down", "postgres")
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _through(settings: Settings, log: Path, batches: list[list[OutRecord]]) -> None:
+    """`ledger run` on `settings`, each batch of messages sent once the one before has gone
+    all the way through (the first is the catalog: it must be in every shard)."""
+    producer = Producer(services_of(settings).kafka_bootstrap, "test-shards")
+    try:
+        with running_pipeline(settings, log):
+            for n, batch in enumerate(batches):
+                producer.send_all(batch)
+                if n == 0 and batch and batch[0].value and b"specialization" in batch[0].value:
+                    wait_for(lambda: _catalog_everywhere(settings) or None, 120, "the catalog")
+                wait_for(lambda: _settled(settings) or None, 240, "the pipeline to settle")
+    finally:
+        producer.close()
+
+
+def _rows(urls: Sequence[str]) -> set[tuple[Any, ...]]:
+    """Every stored event's row in these databases: id, version, topic and its stored bytes."""
+    rows: set[tuple[Any, ...]] = set()
+    for url in urls:
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows.update(
+                conn.execute(
+                    "SELECT originator_id, originator_version, topic, state FROM ledger_events"
+                ).fetchall()
+            )
+    return rows
+
+
+def _end(settings: Settings) -> EndState:
+    found = services_of(settings)
+    first, *more = bootstrap.open_shards(found)
+    try:
+        return capture(settings, found, first, more)
+    finally:
+        for ledger in (first, *more):
+            ledger.close()
+
+
+def test_one_shard_doubled_to_two_keeps_every_chain_and_ends_as_one_shard_does(
+    base_settings: Settings, own_settings: Settings, tmp_path: Path
+) -> None:
+    """A ledger on one shard takes the first half of the cohort's messages; the pipeline is
+    stopped; `ledger shards double` moves it to two shards; the second half then goes through
+    the two. Every stored row (so every hash chain) is the same before and after the move, each
+    learner in exactly one shard; `audit verify` passes over the two; and the end is the one
+    of a ledger that took the whole cohort on one shard: nothing lost, doubled or reordered,
+    every read model the same (new events on the moved learners' partitions are not taken for
+    ones already seen)."""
+    cohort = Cohort(LEARNERS, SEED, own_settings.intake_topic, run_id="shards")
+    messages = cohort.learner_messages()
+    half = len(messages) // 2
+    _through(
+        own_settings, tmp_path / "one.log", [cohort.catalog(), messages[:half], messages[half:]]
+    )
+    one = _end(own_settings)
+
+    with shards_of(base_settings, 2) as two_settings:
+        first_url, second_url = services_of(two_settings).shard_urls
+        single = two_settings.model_copy(update={"shards": first_url})
+        cohort = Cohort(LEARNERS, SEED, two_settings.intake_topic, run_id="shards")
+        messages = cohort.learner_messages()
+        _through(single, tmp_path / "before.log", [cohort.catalog(), messages[:half]])
+        before = _rows([first_url])
+        done = ledger_cli(single, "shards", "double", second_url, "--json", check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        report = json.loads(done.stdout)
+        assert report["shards"].split() == [first_url, second_url]
+        assert report["learners"][0] > 0
+        after_first, after_second = _rows([first_url]), _rows([second_url])
+        layout = Layout(2, two_settings.partitions)
+        catalog = {r for r in after_second if r in after_first}
+        assert catalog and all(r[2].startswith("ledger.specialization.") for r in catalog)
+        assert (after_first | after_second) == before  # every row kept, none altered
+        assert not (after_first & after_second) - catalog  # a learner in one shard only
+        moved = after_second - catalog
+        assert moved and len(moved) < len(before)
+        _through(two_settings, tmp_path / "after.log", [messages[half:]])
+        two = _end(two_settings)
+        learners = [s for s in two.streams if s.startswith("learner-")]
+        assert {layout.shard_of(s) for s in learners} == {0, 1}
+    assert not one.verify, one.verify_examples
+    _ended_alike(one, two)

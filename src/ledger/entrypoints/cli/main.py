@@ -56,6 +56,7 @@ class _Ledger(Commands):
         "stats": "ledger.entrypoints.cli.support:stats_app",
         "projections": "ledger.entrypoints.cli.operations:projections_app",
         "rejections": "ledger.entrypoints.cli.operations:rejections_app",
+        "shards": "ledger.entrypoints.cli.operations:shards_app",
         "audit": "ledger.entrypoints.cli.audit:audit_app",
         "tokens": "ledger.entrypoints.cli.tokens:tokens_app",
         "issuer": "ledger.entrypoints.cli.issuer:issuer_app",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 projections_app = command_group("The read models: lag and rebuilds.")
 rejections_app = command_group("Messages the intake could not accept, kept with the reason.")
+shards_app = command_group("The event store's shards: moving to more of them.")
 
 
 @projections_app.command("status")
@@ -182,3 +183,33 @@ def rejections_retry(rejection_id: int) -> None:
     finally:
         ledger.close()
     out().print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")
+
+
+@shards_app.command("double")
+def shards_double(
+    new: Annotated[
+        list[str],
+        typer.Argument(help="A PostgreSQL URL for each new shard (as many as there are now)."),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """From N shards to 2N (docs/sharding.md): with the pipeline stopped after catching up,
+    copy each moving learner's stream and the catalog to the new shards, verify the copies
+    row for row, then delete the moved streams; print the new LEDGER_SHARDS."""
+    from ledger.entrypoints.migration import double  # noqa: PLC0415
+
+    found = settings()
+    where = services(found)
+    doubled = double(found, where, new, lambda what: err().print(what, markup=False))
+    if as_json:
+        print_document(vars(doubled))
+        return
+    for n, (learners, events, catalog) in enumerate(
+        zip(doubled.learners, doubled.events, doubled.catalog_events, strict=True),
+        doubled.old + 1,
+    ):
+        out().print(
+            f"shard {n}: {learners:,} learners ({events:,} events) and the catalog "
+            f"({catalog:,} events), verified row for row, then deleted from shard {n - doubled.old}"
+        )
+    out().print(f"now set LEDGER_SHARDS={doubled.shards!r} and start the pipeline", markup=False)

@@ -23,6 +23,15 @@ from dataclasses import dataclass
 from ledger.broker import partition_of
 from ledger.errors import ConfigurationError
 
+#: Each shard numbers its rejections from its index times this (shard 1 from 1, as always),
+#: so a rejection's id names its shard and the operators' tools need no other key.
+REJECTION_ID_SPAN = 10**12
+
+
+def shard_of_rejection(rejection_id: int) -> int:
+    """The shard (0-based) that keeps the rejection with this id."""
+    return rejection_id // REJECTION_ID_SPAN
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -38,7 +38,7 @@ from ledger.entrypoints.chaos.state import EndState, capture, compare
 from ledger.entrypoints.demo.cohort import CATALOG, Cohort
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
-from ledger.sharding import Layout
+from ledger.sharding import Layout, shard_of_rejection
 
 from .helpers import (
     ledger_cli,
@@ -243,12 +243,15 @@ def test_with_shards_a_message_on_another_partition_than_its_key_s_is_refused(
         layout = Layout(2, settings.partitions)
         cohort = Cohort(10, SEED, settings.intake_topic, run_id="misplaced")
         messages = cohort.learner_messages()
-        learner = next(m.key for m in messages if m.key and m.key.startswith(b"learner-"))
-        assert learner is not None
-        right = layout.partition(learner)
-        wrong = next(
-            p for p in range(settings.partitions) if layout.shard(p) != layout.shard(right)
+        # A learner of the first shard, sent to a partition of the second (whose rejection
+        # ids start at 10^12).
+        learner = next(
+            m.key
+            for m in messages
+            if m.key and m.key.startswith(b"learner-") and layout.shard_of(m.key) == 0
         )
+        assert learner is not None
+        wrong = layout.partitions_of(1)[0]
         misplaced = [
             replace(m, partition=wrong) for m in messages if m.key == learner and _parses(m.value)
         ]
@@ -279,6 +282,16 @@ def test_with_shards_a_message_on_another_partition_than_its_key_s_is_refused(
                 ).fetchall()
             ]
         assert reasons == ["wrong_partition"] * len(misplaced)
+        # Each shard numbers its rejections apart (shard N from N - 1 times 10^12): the id says
+        # where a rejection is, and the operators' commands find it there.
+        listed = [
+            json.loads(line)
+            for line in ledger_cli(settings, "rejections", "list", "--json").stdout.splitlines()
+        ]
+        assert sorted(r["reason"] for r in listed) == reasons
+        assert {shard_of_rejection(r["rejection_id"]) for r in listed} == {layout.shard(wrong)}
+        shown = ledger_cli(settings, "rejections", "show", str(listed[0]["rejection_id"]), "--json")
+        assert json.loads(shown.stdout)["reason"] == "wrong_partition"
         stream = learner_aggregate_id(learner.decode())
         for url in found.shard_urls:
             with psycopg.connect(url, autocommit=True) as conn:

@@ -123,6 +123,23 @@ def open_shards(services: Services) -> list[Ledger]:
     return [open_ledger(services, shard=n) for n in range(len(services.shard_urls))]
 
 
+def _number_rejections_from(conn: psycopg.Connection[Any], first: int) -> None:
+    """A shard's rejections numbered from `first` on (`ledger.sharding.REJECTION_ID_SPAN`)."""
+    row = conn.execute(
+        "SELECT pg_get_serial_sequence('ledger_rejections', 'rejection_id')"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return
+    sequence = str(row[0])
+    last = conn.execute(
+        "SELECT coalesce(last_value, 0) FROM pg_sequences"
+        " WHERE (schemaname || '.' || sequencename) = %s",
+        (sequence,),
+    ).fetchone()
+    if last is not None and int(last[0]) < first:
+        conn.execute("SELECT setval(%s, %s, false)", (sequence, first))
+
+
 def prepare_database(services: Services) -> None:
     """Create the event store and read-model tables if missing; safe to run concurrently."""
     from ledger.application import Ledger  # noqa: PLC0415 - see the module docstring
@@ -140,6 +157,10 @@ def prepare_database(services: Services) -> None:
                     create_tables(conn)
                     create_heartbeats_table(conn)
                     create_staff_tables(conn)
+                else:
+                    from ledger.sharding import REJECTION_ID_SPAN  # noqa: PLC0415
+
+                    _number_rejections_from(conn, n * REJECTION_ID_SPAN)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 

@@ -108,10 +108,16 @@ def projections_rebuild(
         )
 
 
-def _ledger() -> Ledger:
+def _shards() -> list[Ledger]:
+    """A `Ledger` on each shard of the event store: each keeps its partitions' rejections."""
     from ledger.entrypoints import bootstrap  # noqa: PLC0415
 
-    return bootstrap.open_ledger(services(settings()))
+    return bootstrap.open_shards(services(settings()))
+
+
+def _close(shards: list[Ledger]) -> None:
+    for shard in shards:
+        shard.close()
 
 
 @rejections_app.command("list")
@@ -123,11 +129,13 @@ def rejections_list(
     """The newest rejected messages, with their reason."""
     from rich.table import Table  # noqa: PLC0415
 
-    ledger = _ledger()
+    from ledger.entrypoints.rejections import newest  # noqa: PLC0415
+
+    shards = _shards()
     try:
-        rows = ledger.ledger_recorder.select_rejections(0, limit, reason, newest_first=True)
+        rows = newest(shards, limit, reason)
     finally:
-        ledger.close()
+        _close(shards)
     if as_json:
         from ledger.entrypoints.rejections import as_json as rejection_json  # noqa: PLC0415
 
@@ -153,11 +161,11 @@ def rejections_show(rejection_id: int, as_json: JsonOption = False) -> None:
     """One rejected message: the reason, and the original bytes and headers."""
     from ledger.entrypoints import rejections  # noqa: PLC0415
 
-    ledger = _ledger()
+    shards = _shards()
     try:
-        rejection = rejections.as_json(rejections.one(ledger, rejection_id))
+        rejection = rejections.as_json(rejections.one(shards, rejection_id))
     finally:
-        ledger.close()
+        _close(shards)
     if as_json:
         print_document(rejection)
         return
@@ -173,15 +181,15 @@ def rejections_retry(rejection_id: int) -> None:
 
     found = settings()
     where = services(found)
-    ledger = bootstrap.open_ledger(where)
+    shards = bootstrap.open_shards(where)
     try:
         producer = Producer(where.kafka_bootstrap, client_id="ledger-retry")
         try:
-            rejections.retry(ledger, producer.send_all, found.intake_topic, rejection_id)
+            rejections.retry(shards, producer.send_all, found.intake_topic, rejection_id)
         finally:
             producer.close()
     finally:
-        ledger.close()
+        _close(shards)
     out().print(f"re-submitted rejection {rejection_id} to {found.intake_topic}")
 
 

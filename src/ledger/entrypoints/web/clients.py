@@ -91,6 +91,10 @@ class Clients:
             for n in range(1, len(found.shard_urls))
         ]
 
+    def shards(self) -> list[Ledger]:
+        """A `Ledger` on each shard of the event store, in order."""
+        return [self.ledger.get(), *self.more_shards.get()]
+
     def learner_ledger(self, learner_id: str) -> Ledger:
         """The `Ledger` of the shard where `learner_id`'s history lives."""
         shard = bootstrap.layout(self.settings, self.services.get()).shard_of(learner_id)

@@ -231,16 +231,14 @@ def _operators(console: APIRouter, shared: _Console) -> None:
         access: Operator,
         reason: Annotated[str | None, Query(max_length=100, pattern="^[a-z_]*$")] = None,
     ) -> HTMLResponse:
-        rows = clients.ledger.get().ledger_recorder.select_rejections(
-            0, 100, reason or None, newest_first=True
-        )
+        rows = rejections.newest(clients.shards(), 100, reason or None)
         return pages.render(
             request, "rejections.html", access=access, rejections=rows, reason=reason or ""
         )
 
     def _rejection(rejection_id: int) -> tuple[dict[str, object], bool]:
-        ledger = clients.ledger.get()
         try:
+            ledger = rejections.keeper(clients.shards(), rejection_id)
             found = rejections.one(ledger, rejection_id)
         except NotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
@@ -285,9 +283,7 @@ def _operators(console: APIRouter, shared: _Console) -> None:
     ) -> RedirectResponse:
         checked_form(request, csrf)
         try:
-            rejections.retry(
-                clients.ledger.get(), clients.publish, settings.intake_topic, rejection_id
-            )
+            rejections.retry(clients.shards(), clients.publish, settings.intake_topic, rejection_id)
         except NotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
         return _see_other(f"/console/rejections/{rejection_id}?retried=true")

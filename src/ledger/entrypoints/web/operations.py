@@ -80,10 +80,7 @@ def router(clients: Clients) -> APIRouter:
         reason: Annotated[str | None, Query(max_length=100, pattern="^[a-z_]+$")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     ) -> list[dict[str, Any]]:
-        rows = clients.ledger.get().ledger_recorder.select_rejections(
-            0, limit, reason, newest_first=True
-        )
-        return [rejections.as_json(r) for r in rows]
+        return [rejections.as_json(r) for r in rejections.newest(clients.shards(), limit, reason)]
 
     @operations.get(
         "/v1/rejections/{rejection_id}",
@@ -91,7 +88,7 @@ def router(clients: Clients) -> APIRouter:
     )
     def get_rejection(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
-            return rejections.as_json(rejections.one(clients.ledger.get(), rejection_id))
+            return rejections.as_json(rejections.one(clients.shards(), rejection_id))
         except NotFoundError as error:
             raise _not_found(error) from None
 
@@ -101,9 +98,7 @@ def router(clients: Clients) -> APIRouter:
     )
     def post_retry(rejection_id: RejectionId, _: OperatorOnly) -> dict[str, Any]:
         try:
-            rejections.retry(
-                clients.ledger.get(), clients.publish, settings.intake_topic, rejection_id
-            )
+            rejections.retry(clients.shards(), clients.publish, settings.intake_topic, rejection_id)
         except NotFoundError as error:
             raise _not_found(error) from None
         return {"retried": rejection_id, "topic": settings.intake_topic}

@@ -564,6 +564,13 @@ class LedgerRecorder(PostgresProcessRecorder):
         )
         return int(rows[0]["position"]) if rows else 0
 
+    def rejections_by_reason(self) -> dict[str, int]:
+        """How many rejections of each reason this store keeps."""
+        rows = self._query(
+            "SELECT reason, count(*) AS n FROM {s}.{t} GROUP BY reason", self.rejections_table
+        )
+        return {str(row["reason"]): int(row["n"]) for row in rows}
+
     def max_rejection_id(self) -> int:
         rows = self._query(
             "SELECT coalesce(max(rejection_id), 0) AS m FROM {s}.{t}", self.rejections_table

@@ -36,6 +36,7 @@ from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bootstrap import services
 from ledger.entrypoints.chaos.state import EndState, capture, compare
 from ledger.entrypoints.demo.cohort import CATALOG, Cohort
+from ledger.entrypoints.metrics import LedgerCollector
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
 from ledger.sharding import Layout, shard_of_rejection
@@ -156,12 +157,29 @@ def test_two_shards_end_as_one_does_and_audit_verify_passes_over_both(
     one = _run(own_settings, tmp_path / "one.log")
     with shards_of(base_settings, 2) as two_settings:
         two = _run(two_settings, tmp_path / "two.log")
+        metrics = _metrics(two_settings)
+        sent = sum(
+            end_offsets(
+                services_of(two_settings).kafka_bootstrap, two_settings.intake_topic
+            ).values()
+        )
         layout = Layout(2, two_settings.partitions)
         learners = [s for s in two.streams if s.startswith("learner-")]
         homes = {layout.shard_of(s) for s in learners}
     assert one.events > 150 and one.accepted > 100
     assert sum(one.rejections.values()) >= 1  # the cohort's malformed message, at least
     assert homes == {0, 1}, "the learners should live on both shards"
+    # /metrics over two shards: each shard's store and relay, the intake as far as the slowest.
+    assert {
+        labels.get("shard") for name, labels, _ in metrics if name == "ledger_events_stored_total"
+    } == {"1", "2"}
+    relays = [(labels, v) for name, labels, v in metrics if labels.get("stage") == "relay"]
+    assert {(labels["shard"], labels["stream"]) for labels, _ in relays} == {
+        (shard, stream) for shard in ("1", "2") for stream in ("events", "rejections")
+    }
+    assert all(v == 0 for _, v in relays)  # every shard's relay caught up
+    handled = [v for name, _, v in metrics if name == "ledger_intake_messages_total"]
+    assert handled == [sent]
     assert not one.verify, one.verify_examples
     _ended_alike(one, two)
 
@@ -176,6 +194,23 @@ def _ended_alike(one: EndState, two: EndState) -> None:
     assert difference.diverged == 0, difference.notes
     assert two.accepted == one.accepted
     assert two.rejections == one.rejections
+
+
+def _metrics(settings: Settings) -> list[tuple[str, dict[str, str], float]]:
+    """What `/metrics` shows of the pipeline (the API's collector, asked in-process)."""
+    found = services_of(settings)
+    shards = bootstrap.open_shards(found)
+    try:
+        collector = LedgerCollector(
+            settings,
+            lambda: found,
+            lambda: shards,
+            lambda: psycopg.connect(found.database_url, autocommit=True),
+        )
+        return [(s.name, dict(s.labels), s.value) for m in collector.collect() for s in m.samples]
+    finally:
+        for shard in shards:
+            shard.close()
 
 
 def _parses(value: bytes | None) -> bool:

@@ -26,7 +26,7 @@ counters are positions, so they only reset when a read model is rebuilt from the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -39,7 +39,6 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from psycopg import Connection
-from psycopg.sql import SQL, Identifier
 
 from ledger import heartbeats
 from ledger.application import Ledger
@@ -68,20 +67,22 @@ def _sample(metric: Metric, value: float, **labels: object) -> None:
 class LedgerCollector(Collector):
     """Every ledger figure, read at scrape time (see the module docstring).
 
-    `connection` lends a PostgreSQL connection for one scrape; `ledger` and `services` are
-    asked for on each scrape too, so the API can start before the services are up.
+    `connection` lends a PostgreSQL connection for one scrape; `shards` (a `Ledger` on each
+    shard of the event store) and `services` are asked for on each scrape too, so the API can
+    start before the services are up. With shards, the relays' and the store's figures carry a
+    `shard` label (1, 2, ...), and a partition of the intake is as far as its slowest shard.
     """
 
     def __init__(
         self,
         settings: Settings,
         services: Callable[[], Services],
-        ledger: Callable[[], Ledger],
+        shards: Callable[[], Sequence[Ledger]],
         connection: Callable[[], AbstractContextManager[Connection[Any]]],
     ) -> None:
         self.settings = settings
         self.services = services
-        self.ledger = ledger
+        self.shards = shards
         self.connection = connection
 
     def collect(self) -> Iterator[Metric]:
@@ -92,7 +93,7 @@ class LedgerCollector(Collector):
     def _pipeline(self, conn: Connection[Any]) -> Iterator[Metric]:
         settings = self.settings
         bootstrap = self.services().kafka_bootstrap
-        recorder = self.ledger().ledger_recorder
+        recorders = [shard.ledger_recorder for shard in self.shards()]
         lag = _metric(
             "ledger_consumer_lag",
             "gauge",
@@ -126,20 +127,24 @@ class LedgerCollector(Collector):
             "Events a read model could not apply and skipped, kept with the reason.",
         )
 
-        intake_done = recorder.intake_positions(settings.intake_topic)
+        done_in = [r.intake_positions(settings.intake_topic) for r in recorders]
+        handled = 0
         for partition, end in sorted(end_offsets(bootstrap, settings.intake_topic).items()):
-            behind = max(0, end - intake_done.get(partition, 0))
-            _sample(lag, behind, stage="intake", partition=partition)
-        _sample(intake, sum(intake_done.values()))
+            done = min(d.get(partition, 0) for d in done_in)
+            handled += done
+            _sample(lag, max(0, end - done), stage="intake", partition=partition)
+        _sample(intake, handled)
 
-        newest = recorder.max_notification_id() or 0
-        _sample(stored, newest)
-        for stream, end in (
-            (EVENTS_STREAM, newest),
-            (REJECTIONS_STREAM, recorder.max_rejection_id()),
-        ):
-            behind = max(0, end - recorder.relay_position(stream))
-            _sample(lag, behind, stage="relay", stream=stream)
+        for n, recorder in enumerate(recorders, 1):
+            which = {"shard": n} if len(recorders) > 1 else {}
+            newest = recorder.max_notification_id() or 0
+            _sample(stored, newest, **which)
+            for stream, end in (
+                (EVENTS_STREAM, newest),
+                (REJECTIONS_STREAM, recorder.max_rejection_id()),
+            ):
+                behind = max(0, end - recorder.relay_position(stream))
+                _sample(lag, behind, stage="relay", stream=stream, **which)
 
         done_per_model: dict[str, int] = {}
         for partition_lag in projection_lag(conn, bootstrap, settings.events_topic):
@@ -155,12 +160,12 @@ class LedgerCollector(Collector):
         for model, done in done_per_model.items():
             _sample(applied, done, read_model=model)
 
-        # The recorder names its own tables; asking it keeps this query on the table it writes.
-        query = SQL("SELECT reason, count(*) FROM {s}.{t} GROUP BY reason ORDER BY reason").format(
-            s=Identifier(recorder.datastore.schema), t=recorder.rejections_table
-        )
-        for reason, count in conn.execute(query).fetchall():
-            _sample(rejections, int(count), reason=reason)
+        by_reason: dict[str, int] = {}
+        for recorder in recorders:
+            for reason, count in recorder.rejections_by_reason().items():
+                by_reason[reason] = by_reason.get(reason, 0) + count
+        for reason, count in sorted(by_reason.items()):
+            _sample(rejections, count, reason=reason)
 
         with conn.cursor() as cur:
             for read_model in READ_MODELS:

@@ -153,7 +153,7 @@ def router(clients: Clients) -> APIRouter:
         ]
 
     metrics_registry = registry(
-        LedgerCollector(settings, clients.services.get, clients.ledger.get, clients.connection)
+        LedgerCollector(settings, clients.services.get, clients.shards, clients.connection)
     )
 
     @operations.get(

@@ -40,6 +40,7 @@ from ledger.entrypoints.metrics import LedgerCollector
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
 from ledger.sharding import Layout, shard_of_rejection
+from ledger.stack import kafka
 
 from .helpers import (
     ledger_cli,
@@ -465,3 +466,49 @@ def test_one_shard_doubled_to_two_keeps_every_chain_and_ends_as_one_shard_does(
         assert {layout.shard_of(s) for s in learners} == {0, 1}
     assert not one.verify, one.verify_examples
     _ended_alike(one, two)
+
+
+def test_two_shards_on_three_brokers_end_as_one_shard_does(base_settings: Settings) -> None:
+    """The comparison above, one shard against two, on a three-node Kafka cluster (every topic
+    on three nodes, two in sync): `ledger stack up --brokers 3` in a network namespace of its
+    own (its brokers listen on 9092-9097 beside the running stack's), with its own embedded
+    PostgreSQL, and that test run there. Needs root (or user namespaces) and `unshare`, as
+    `ledger chaos` does."""
+    lib = kafka.ensure_jars(base_settings.state_path)
+    state = Path(tempfile.mkdtemp(prefix="lk-", dir="/tmp"))  # socket paths must stay short
+    state.chmod(0o755)  # pgserver runs PostgreSQL as a user of its own when started by root
+    (state / "kafka").mkdir()
+    (state / "kafka" / "lib").symlink_to(lib.resolve())
+    ledger = Path(sys.executable).with_name("ledger")
+    script = " && ".join(
+        [
+            "ip link set lo up",
+            f"{ledger} stack up --brokers 3",
+            f"{sys.executable} -m pytest -q -p no:cacheprovider {__file__}"
+            " -k test_two_shards_end_as_one_does_and_audit_verify_passes_over_both",
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update({"LEDGER_STATE_DIR": str(state), "CI": "true"})
+    as_root = [] if os.geteuid() == 0 else ["--map-root-user"]
+    try:
+        done = subprocess.run(
+            [
+                "unshare",
+                "--net",
+                *as_root,
+                "bash",
+                "-c",
+                f"{script}; status=$?; {ledger} stack down > /dev/null 2>&1; exit $status",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "3 copies of every partition, a write acknowledged once 2 have it" in done.stdout
+    assert "1 passed" in done.stdout

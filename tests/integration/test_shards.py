@@ -167,9 +167,15 @@ def test_two_shards_end_as_one_does_and_audit_verify_passes_over_both(
         layout = Layout(2, two_settings.partitions)
         learners = [s for s in two.streams if s.startswith("learner-")]
         homes = {layout.shard_of(s) for s in learners}
+        # An auditor's commands find a learner of the second shard there.
+        second = next(s for s in learners if layout.shard_of(s) == 1)
+        history = json.loads(ledger_cli(two_settings, "audit", "history", second, "--json").stdout)
+        exported = ledger_cli(two_settings, "audit", "export", second).stdout.splitlines()
     assert one.events > 150 and one.accepted > 100
     assert sum(one.rejections.values()) >= 1  # the cohort's malformed message, at least
     assert homes == {0, 1}, "the learners should live on both shards"
+    assert len(history["events"]) == len(two.streams[second])
+    assert len(exported) == len(two.streams[second]) + 1  # the events, then the summary
     # /metrics over two shards: each shard's store and relay, the intake as far as the slowest.
     assert {
         labels.get("shard") for name, labels, _ in metrics if name == "ledger_events_stored_total"

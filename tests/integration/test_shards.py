@@ -37,6 +37,7 @@ from ledger.entrypoints.bootstrap import services
 from ledger.entrypoints.chaos.state import EndState, capture, compare
 from ledger.entrypoints.demo.cohort import CATALOG, Cohort
 from ledger.entrypoints.metrics import LedgerCollector
+from ledger.errors import ConfigurationError
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Settings
 from ledger.sharding import Layout, shard_of_rejection
@@ -518,3 +519,14 @@ def test_two_shards_on_three_brokers_end_as_one_shard_does(base_settings: Settin
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "3 copies of every partition, a write acknowledged once 2 have it" in done.stdout
     assert "1 passed" in done.stdout
+
+
+def test_topics_of_another_partition_count_than_ledger_partitions_are_refused(
+    own_settings: Settings,
+) -> None:
+    """A learner's partition, and so their shard and their events' partition, is counted in
+    LEDGER_PARTITIONS: a worker facing topics made with another count says so and stops, rather
+    than sending events to partitions that do not exist or refusing every message."""
+    twelve = own_settings.model_copy(update={"partitions": 12})
+    with pytest.raises(ConfigurationError, match="has 6 partitions but LEDGER_PARTITIONS is 12"):
+        bootstrap.prepare_topics(twelve, services_of(twelve))

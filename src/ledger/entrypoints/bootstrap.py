@@ -190,10 +190,24 @@ def layout(settings: Settings, services: Services) -> Layout:
 
 def prepare_topics(settings: Settings, services: Services) -> list[str]:
     """Create the three ledger topics if missing, kept forever; return those created."""
-    from ledger.broker import ensure_topics, warm_up_groups  # noqa: PLC0415
+    from ledger.broker import (  # noqa: PLC0415
+        describe_topics,
+        ensure_topics,
+        warm_up_groups,
+    )
 
     layout(settings, services)  # the partitions must suit the shards
     partitions = settings.partitions
+    # Where a learner lives, and where the relay puts their events, is counted in
+    # LEDGER_PARTITIONS (`ledger.sharding`): topics made with another count would send
+    # events to partitions that do not exist, or refuse every message as misplaced.
+    for topic, found in describe_topics(services.kafka_bootstrap, settings.topics[:2]).items():
+        if found != partitions:
+            raise ConfigurationError(
+                f"{topic} has {found} partitions but LEDGER_PARTITIONS is {partitions}: "
+                f"set LEDGER_PARTITIONS={found} (a learner's partition, and so their shard, "
+                "is counted in it)"
+            )
     bootstrap = services.kafka_bootstrap
     created = ensure_topics(
         bootstrap,

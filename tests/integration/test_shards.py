@@ -145,6 +145,12 @@ def _run(
             wait_for(lambda: _settled(settings) or None, 240, "the pipeline to settle")
     finally:
         producer.close()
+    return _end(settings)
+
+
+def _end(settings: Settings) -> EndState:
+    """The run's end state, read from every shard (`chaos.state.capture`)."""
+    found = services_of(settings)
     first, *more = bootstrap.open_shards(found)
     try:
         return capture(settings, found, first, more)
@@ -417,16 +423,6 @@ def _rows(urls: Sequence[str]) -> set[tuple[Any, ...]]:
                 ).fetchall()
             )
     return rows
-
-
-def _end(settings: Settings) -> EndState:
-    found = services_of(settings)
-    first, *more = bootstrap.open_shards(found)
-    try:
-        return capture(settings, found, first, more)
-    finally:
-        for ledger in (first, *more):
-            ledger.close()
 
 
 def test_one_shard_doubled_to_two_keeps_every_chain_and_ends_as_one_shard_does(

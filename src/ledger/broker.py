@@ -11,6 +11,7 @@ here gives the rest of the code typed `Record`s and one exception, `BrokerUnavai
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -344,6 +345,34 @@ def _sendable(headers: Headers) -> list[tuple[str, bytes]]:
     return [(k, b"" if v is None else v) for k, v in headers]
 
 
+def produce(
+    producer: confluent_kafka.Producer,
+    record: OutRecord,
+    report: Any,
+    deadline: float = math.inf,
+) -> None:
+    """Queue `record` on a librdkafka producer (`report(error, message)` on its answer); while
+    its queue is full, let it send and try again, until `deadline` (`time.monotonic()`)."""
+    headers: list[tuple[str, str | bytes | None]] = list(_sendable(record.headers))
+    while True:
+        try:
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=headers,
+                on_delivery=report,
+                # -1: "unassigned", placed by the partitioner (murmur2 of the key)
+                partition=-1 if record.partition is None else record.partition,
+            )
+        except BufferError:
+            if time.monotonic() >= deadline:
+                raise
+            producer.poll(0.05)
+        else:
+            return
+
+
 class Producer:
     """An idempotent producer (acks=all): a retried send never duplicates within a session,
     and records of one key keep their order.
@@ -391,7 +420,7 @@ class Producer:
         deadline = time.monotonic() + timeout_s
         try:
             for record in records:
-                self._produce(record, report, deadline)
+                produce(self._producer, record, report, deadline)
             # Counted per call, not by the queue's length: another thread's records may share it.
             while reported < len(records) and time.monotonic() < deadline:
                 self._producer.flush(min(1.0, max(deadline - time.monotonic(), 0.0)))
@@ -406,26 +435,6 @@ class Producer:
                 f"{len(records) - reported} records unacknowledged after {timeout_s} s"
             )
             raise _unavailable(unacknowledged, "publishing", self.bootstrap)
-
-    def _produce(self, record: OutRecord, report: Any, deadline: float) -> None:
-        headers: list[tuple[str, str | bytes | None]] = list(_sendable(record.headers))
-        while True:
-            try:
-                self._producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
-                    on_delivery=report,
-                    # -1: "unassigned", placed by the partitioner (murmur2 of the key)
-                    partition=-1 if record.partition is None else record.partition,
-                )
-            except BufferError:  # its queue is full: let it send, then try again
-                if time.monotonic() >= deadline:
-                    raise
-                self._producer.poll(0.05)
-            else:
-                return
 
     def close(self) -> None:
         """Close, giving unsent records 5 s, then dropping them (the caller sends them again);

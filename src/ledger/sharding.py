@@ -18,6 +18,7 @@ stays the aggregate id (the contract, DESIGN §4); the partition is given explic
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger.broker import partition_of
@@ -71,3 +72,10 @@ class Layout:
         subject's intake partition, fed by that subject's shard alone and unchanged when the
         shards are doubled."""
         return self.partition(subject)
+
+
+def slowest(positions: Sequence[Mapping[int, int]], partitions: Iterable[int]) -> dict[int, int]:
+    """Each partition's position as far as the shard furthest behind on it (`positions`: each
+    shard's next offset by partition; a partition a shard has no position for is at 0): how
+    far the intake has applied a partition everywhere, since every shard keeps one for each."""
+    return {p: min((found.get(p, 0) for found in positions), default=0) for p in partitions}

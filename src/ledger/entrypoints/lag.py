@@ -16,6 +16,7 @@ from ledger.application import Ledger
 from ledger.broker import end_offsets
 from ledger.relay import EVENTS_STREAM
 from ledger.settings import Services, Settings
+from ledger.sharding import slowest
 from projections.status import PartitionLag, projection_lag
 
 
@@ -44,7 +45,7 @@ def pipeline_lag(
     stages = [
         StageLag(
             "intake",
-            sum(min(*(d.get(p, 0) for d in done_in), end) for p, end in intake_end.items()),
+            sum(min(done, intake_end[p]) for p, done in slowest(done_in, intake_end).items()),
             sum(intake_end.values()),
         )
     ]

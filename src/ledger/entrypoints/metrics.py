@@ -45,6 +45,7 @@ from ledger.application import Ledger
 from ledger.broker import end_offsets
 from ledger.relay import EVENTS_STREAM, REJECTIONS_STREAM
 from ledger.settings import Services, Settings
+from ledger.sharding import slowest
 from projections import generations
 from projections.catalog import READ_MODELS
 from projections.skipped import count as skipped_count
@@ -127,13 +128,12 @@ class LedgerCollector(Collector):
             "Events a read model could not apply and skipped, kept with the reason.",
         )
 
-        done_in = [r.intake_positions(settings.intake_topic) for r in recorders]
-        handled = 0
-        for partition, end in sorted(end_offsets(bootstrap, settings.intake_topic).items()):
-            done = min(d.get(partition, 0) for d in done_in)
-            handled += done
-            _sample(lag, max(0, end - done), stage="intake", partition=partition)
-        _sample(intake, handled)
+        ends = end_offsets(bootstrap, settings.intake_topic)
+        applied_to = slowest([r.intake_positions(settings.intake_topic) for r in recorders], ends)
+        for partition, end in sorted(ends.items()):
+            behind = max(0, end - applied_to[partition])
+            _sample(lag, behind, stage="intake", partition=partition)
+        _sample(intake, sum(applied_to.values()))
 
         for n, recorder in enumerate(recorders, 1):
             which = {"shard": n} if len(recorders) > 1 else {}

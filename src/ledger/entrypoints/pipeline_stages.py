@@ -14,6 +14,7 @@ from ledger.broker import end_offsets
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import Scratch
 from ledger.errors import LedgerError
+from ledger.sharding import slowest
 from projections.status import projection_lag
 
 
@@ -49,7 +50,7 @@ def read_stages(own: Scratch) -> Stages | None:
     intake has done a partition only as far as the shard furthest behind on it, and the
     relays' figures are every shard's summed."""
     settings, kafka = own.settings, own.services.kafka_bootstrap
-    positions: dict[int, list[int]] = {}
+    positions: list[dict[int, int]] = []
     relayed = [0, 0, 0, 0]  # events relayed, stored; rejections relayed, stored
     try:
         ends = end_offsets(kafka, settings.intake_topic)
@@ -72,15 +73,14 @@ def read_stages(own: Scratch) -> Stages | None:
                     " (SELECT coalesce(max(rejection_id), 0) FROM ledger_rejections)"
                 ).fetchone()
             assert row is not None  # noqa: S101 - a SELECT of scalars always returns a row
-            for partition in ends:
-                positions.setdefault(partition, []).append(int(done.get(partition, 0)))
+            positions.append(done)
             relayed = [a + int(b) for a, b in zip(relayed, row, strict=True)]
         with bootstrap.connect(own.services, connect_timeout=3) as conn:
             lags = projection_lag(conn, kafka, settings.events_topic)
     except (LedgerError, psycopg.Error, OSError):
         return None
     return Stages(
-        sum(min(found) for found in positions.values()),
+        sum(slowest(positions, ends).values()),
         sum(ends.values()),
         relayed[0],
         relayed[1],

@@ -54,7 +54,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from rich.console import Console
 from rich.table import Table
 
-from ledger.broker import OutRecord, Producer, ensure_topics
+from ledger.broker import OutRecord, Producer, ensure_topics, produce
 from ledger.domain import learner_aggregate_id
 from ledger.entrypoints import bootstrap
 from ledger.entrypoints.bench.common import (
@@ -281,18 +281,7 @@ class _LoadProducer:
             if error is None and delivered is not None:
                 delivered(message.partition(), message.offset())
 
-        while True:
-            try:
-                self._producer.produce(
-                    record.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=list(record.headers),
-                    on_delivery=report,
-                )
-                break
-            except BufferError:  # its queue is full: let it send, then try again
-                self._producer.poll(0.01)
+        produce(self._producer, record, report)
         self._producer.poll(0)
 
     def wait(self, seconds: float) -> None:

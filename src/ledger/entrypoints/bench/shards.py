@@ -42,6 +42,7 @@ from ledger.entrypoints.bench.projections import run_projections_bench
 from ledger.entrypoints.capacity import Measured
 from ledger.outbound import Relayed, subject_of, to_record
 from ledger.settings import Services, Settings
+from ledger.sharding import slowest
 from ledger.stack import kafka
 
 #: Partitions of the benchmark's topics: shared evenly by 1, 2, 3, 4 or 6 shards.
@@ -124,19 +125,19 @@ def _done(own: Scratch) -> Callable[[], int]:
     """Messages applied: each partition as far as the shard furthest behind on it."""
 
     def done() -> int:
-        positions: dict[int, list[int]] = {}
+        positions = []
         for shard in range(len(own.services.shard_urls)):
             with bootstrap.connect(own.services, shard=shard) as conn:
-                found = dict(
-                    conn.execute(
-                        "SELECT partition, next_offset FROM ledger_intake_positions"
-                        " WHERE topic = %s",
-                        (own.settings.intake_topic,),
-                    ).fetchall()
+                positions.append(
+                    dict(
+                        conn.execute(
+                            "SELECT partition, next_offset FROM ledger_intake_positions"
+                            " WHERE topic = %s",
+                            (own.settings.intake_topic,),
+                        ).fetchall()
+                    )
                 )
-            for partition in range(own.settings.partitions):
-                positions.setdefault(partition, []).append(int(found.get(partition, 0)))
-        return sum(min(found) for found in positions.values())
+        return sum(slowest(positions, range(own.settings.partitions)).values())
 
     return done
 

@@ -37,6 +37,9 @@ log = get_logger(__name__)
 #: timeout (10 s), the longest a broker holds a JoinGroup waiting for a member that died.
 JOIN_WAIT_MS = 15_000
 
+#: The most often a consumer sends its offsets to Kafka (`Consumer.commit` says why so seldom).
+COMMIT_EVERY_S = 1.0
+
 
 class BrokerUnavailableError(LedgerError):
     """Raised when Kafka does not answer in time; the caller waits and tries again."""
@@ -105,6 +108,49 @@ def _unavailable(error: Exception, doing: str, bootstrap: str) -> BrokerUnavaila
     )
 
 
+def _fetch_when_asked(consumer: KafkaConsumer, max_records: int) -> None:
+    """Make `consumer` fetch when its caller polls for more, not as it hands out a batch.
+
+    kafka-python 3 sends the next fetch the moment a poll hands out what it had buffered, so
+    it is ready when the caller asks again. The broker answers that fetch as soon as it holds
+    one new record (`fetch_min_bytes` 1), a few milliseconds after the poll; what arrives
+    while the caller works on its batch then waits for the fetch after that, handed out a
+    whole batch later. A worker that fell into this rhythm (it does after any poll that
+    found records already buffered: the end of a burst, a batch over `max_records`) handed
+    out batches whose newest record was already one batch time old: the intake's hop of
+    `ledger bench latency` was 85-90 ms p50 in those runs against 50-60 ms in the others
+    (its batches took 25-30 ms; `docs/performance.md`). Here a poll that hands out fewer
+    records than `max_records` (the caller has caught up) sends no fetch; the next poll
+    sends one and the broker answers at once with all that arrived meanwhile. A poll that
+    hands out a full batch still fetches ahead: with a backlog, throughput is what counts.
+
+    Done on the consumer's own fetcher (`fetched_records` and `send_fetches`, the two calls
+    its `fetch_records` makes); a kafka-python whose fetcher lacks them is left as it is.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    drain = getattr(fetcher, "fetched_records", None)
+    send = getattr(fetcher, "send_fetches", None)
+    if fetcher is None or drain is None or send is None:
+        log.warning("broker.fetch_ahead_kept", reason="kafka-python's fetcher is not as expected")
+        return
+    caught_up = [False]
+
+    def fetched_records(*args: Any, **kwargs: Any) -> Any:
+        records, partial = drain(*args, **kwargs)
+        count = sum(len(batch) for batch in records.values())
+        caught_up[0] = 0 < count < max_records and not partial
+        return records, partial
+
+    def send_fetches() -> Any:
+        if caught_up[0]:
+            caught_up[0] = False
+            return []
+        return send()
+
+    fetcher.fetched_records = fetched_records
+    fetcher.send_fetches = send_fetches
+
+
 class Consumer:
     """A consumer-group member that reads records in batches and commits offsets explicitly."""
 
@@ -123,6 +169,8 @@ class Consumer:
         self.group_id = group_id
         self.client_id = client_id
         self.encoded_headers = encoded_headers
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        self._committed_at = 0.0
         kafka_records.install()
         try:
             self._consumer = KafkaConsumer(
@@ -141,6 +189,7 @@ class Consumer:
             )
         except KafkaError as error:
             raise _unavailable(error, "connecting a consumer", bootstrap) from error
+        _fetch_when_asked(self._consumer, max_poll_records)
 
     def subscribe(
         self, topics: Sequence[str], on_assigned: PartitionsCallback, on_revoked: PartitionsCallback
@@ -187,6 +236,7 @@ class Consumer:
         if self.group_id is not None and not self.group_is_stable():
             timeout_ms = max(timeout_ms, JOIN_WAIT_MS)
         try:
+            self._commit_if_due()
             if self.held:
                 return self._poll_held(timeout_ms)
             with kafka_records.encoded_headers() if self.encoded_headers else nullcontext():
@@ -248,23 +298,34 @@ class Consumer:
     def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Record progress in Kafka too, for lag tools; the truth is kept in PostgreSQL.
 
-        Sent without waiting for the answer: every worker seeks to the positions it stored
-        in PostgreSQL, so Kafka's copy only has to catch up eventually, and waiting cost a
-        broker round trip per batch (2-7 ms on this machine, more under load) on the path
-        of every message. A commit that fails is logged when its answer arrives (during a
-        later poll); the next batch's commit carries the same partitions further."""
-        if not next_offsets:
+        Every worker seeks to the positions it stored in PostgreSQL, so Kafka's copy only has
+        to catch up eventually: it is sent without waiting for the answer (waiting cost a
+        broker round trip per batch, 2-7 ms on this machine, on the path of every message),
+        and at most once every `COMMIT_EVERY_S` (the latest offset of each partition since the
+        last one; the next `poll` sends what is due, so an idle worker's copy catches up
+        too). At a steady load a worker makes 30-45 batches a second: a commit with each was
+        as many requests for the broker to write to its offsets topic, and work for this
+        client's network thread, all on the machine the pipeline runs on (measured:
+        `docs/performance.md`). A commit that fails is logged when its answer arrives; the
+        next one carries the same partitions further."""
+        self._uncommitted.update(next_offsets)
+        self._commit_if_due()
+
+    def _commit_if_due(self) -> None:
+        if not self._uncommitted or time.monotonic() - self._committed_at < COMMIT_EVERY_S:
             return
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._committed_at = time.monotonic()
         try:
             self._consumer.commit_async(
                 {
                     TopicPartition(t, p): OffsetAndMetadata(offset, "", -1)
-                    for (t, p), offset in next_offsets.items()
+                    for (t, p), offset in offsets.items()
                 },
                 callback=self._committed,
             )
-        except KafkaError as error:
-            raise _unavailable(error, "committing offsets", self.bootstrap) from error
+        except KafkaError as error:  # never worth stopping for: it is only Kafka's copy
+            self._committed(offsets, error)
 
     def _committed(self, _offsets: object, response: object) -> None:
         if isinstance(response, Exception):

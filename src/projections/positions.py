@@ -86,12 +86,27 @@ def seen_from(rows: Iterable[Sequence[Any]]) -> dict[Partition, Seen]:
 def save(
     cur: Cur, schema: str, next_offsets: dict[Partition, int], seen: dict[Partition, Seen]
 ) -> None:
-    """Store where each partition of a batch ends, and what has been seen of it."""
-    rows = []
-    for (topic, partition), offset in next_offsets.items():
-        state = seen.get((topic, partition), Seen())
-        rows.append((topic, partition, offset, state.through, sorted(state.above)))
-    cur.executemany(_save_sql(schema), rows)
+    """Store where each partition of a batch ends, and what has been seen of it: one statement
+    for every partition (from arrays), not one per partition. A live batch touches most
+    partitions, and in pipeline mode each statement of an `executemany` was a statement of
+    its own for psycopg and PostgreSQL to handle: five read models times twelve partitions
+    made this a tenth of the projection worker's time (`docs/performance.md`)."""
+    if not next_offsets:
+        return
+    keys = sorted(next_offsets)  # one order of row locks for every writer
+    states = [seen.get(key, Seen()) for key in keys]
+    cur.execute(
+        _save_sql(schema),
+        (
+            [topic for topic, _ in keys],
+            [partition for _, partition in keys],
+            [next_offsets[key] for key in keys],
+            [state.through for state in states],
+            # Each partition's offsets seen above `through`, as an array literal of integers:
+            # arrays of arrays must all be one length, these are not.
+            ["{" + ",".join(map(str, sorted(state.above))) + "}" for state in states],
+        ),
+    )
 
 
 @lru_cache(maxsize=256)
@@ -111,7 +126,9 @@ def _save_sql(schema: str) -> bytes:
         SQL(
             "INSERT INTO {s}._offsets AS o"
             " (topic, partition, next_offset, relayed_through, seen_above)"
-            " VALUES (%s, %s, %s, %s, %s::bigint[])"
+            " SELECT t, p, n, r, a::bigint[]"
+            " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[], %s::text[])"
+            " AS u(t, p, n, r, a)"
             " ON CONFLICT (topic, partition) DO UPDATE"
             " SET next_offset = greatest(o.next_offset, EXCLUDED.next_offset),"
             " relayed_through = EXCLUDED.relayed_through, seen_above = EXCLUDED.seen_above,"

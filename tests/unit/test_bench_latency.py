@@ -8,9 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from ledger.broker import OutRecord
-from ledger.entrypoints.bench.latency import interleaved, spread, stage_activity
+from ledger.entrypoints.bench.latency import (
+    LatencyFigures,
+    interleaved,
+    medians_of,
+    print_latency_runs,
+    spread,
+    stage_activity,
+)
 from ledger.errors import LedgerError
 
 
@@ -89,3 +97,33 @@ def test_stage_activity_reads_each_workers_batch_lines_in_the_window(tmp_path: P
     relay = stages["relay"]
     assert (relay.batches, relay.median_records) == (1, 40)  # the rejections' page is not counted
     assert stages["projections"].batches == 0
+
+
+def _run(rate: float, end_to_end_ms: list[float]) -> LatencyFigures:
+    figures = LatencyFigures(rate * 2, rate * 2, 1000, rate, 30.0, int(rate * 30))
+    figures.hops = [
+        spread("publish → stored (event store)", [ms / 2000 for ms in end_to_end_ms]),
+        spread("publish → read models (end to end)", [ms / 1000 for ms in end_to_end_ms]),
+    ]
+    return figures
+
+
+def test_the_medians_of_several_runs_take_each_figure_across_the_runs() -> None:
+    runs = [_run(1900, [80.0] * 95 + [400.0] * 5), _run(2000, [120.0] * 100)]
+    runs.append(_run(1800, [90.0] * 100))
+    middle = medians_of(runs)
+    assert middle["rate_per_second"] == 1900
+    assert middle["publish → read models (end to end) p50_ms"] == pytest.approx(90.0)
+    assert middle["publish → stored (event store) p50_ms"] == pytest.approx(45.0)
+    # each run's own p99 first (400, 120, 90), then their median
+    assert middle["publish → read models (end to end) p99_ms"] == pytest.approx(120.0)
+
+
+def test_the_summary_judges_the_medians_not_the_best_run() -> None:
+    console = Console(record=True, width=200)
+    print_latency_runs(console, [_run(1900, [90.0] * 100), *[_run(1900, [130.0] * 100)] * 2])
+    text = console.export_text()
+    assert "p50 130 ms (target ≤ 100)" in text and "NOT met" in text
+    console = Console(record=True, width=200)
+    print_latency_runs(console, [_run(1900, [90.0] * 100)] * 2 + [_run(1900, [130.0] * 100)])
+    assert "p50 90 ms (target ≤ 100), p99 90 ms (≤ 500): met" in console.export_text()

@@ -118,6 +118,9 @@ def bench_latency(
     ] = 20_000,
     learners: Annotated[int, typer.Option(min=10, help="Learners of the burst.")] = 4_000,
     every: Annotated[int, typer.Option(min=1, help="Sample every Nth message.")] = 10,
+    repeat: Annotated[
+        int, typer.Option(min=1, max=9, help="Runs, each whole; then their medians.")
+    ] = 1,
     as_json: Annotated[
         bool, typer.Option("--json", help="The figures as one JSON document.")
     ] = False,
@@ -127,23 +130,38 @@ def bench_latency(
     import json  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from ledger.entrypoints.bench.latency import print_latency, run_latency_bench  # noqa: PLC0415
+    from ledger.entrypoints.bench.latency import (  # noqa: PLC0415
+        medians_of,
+        print_latency,
+        print_latency_runs,
+        run_latency_bench,
+    )
 
     settings = quiet_settings()
-    figures = run_latency_bench(
-        settings,
-        services(settings),
-        seconds=seconds,
-        rate=rate,
-        burst=burst,
-        learners=learners,
-        every=every,
-        console=err() if as_json else out(),
-    )
+    runs = []
+    for n in range(repeat):
+        if repeat > 1:
+            (err() if as_json else out()).print(f"run {n + 1} of {repeat}")
+        figures = run_latency_bench(
+            settings,
+            services(settings),
+            seconds=seconds,
+            rate=rate,
+            burst=burst,
+            learners=learners,
+            every=every,
+            console=err() if as_json else out(),
+        )
+        runs.append(figures)
+        if not as_json:
+            print_latency(out(), figures)
     if as_json:
-        sys.stdout.write(json.dumps(figures.as_dict(), indent=2) + "\n")
-    else:
-        print_latency(out(), figures)
+        document: dict[str, object] = runs[0].as_dict()
+        if repeat > 1:
+            document = {"runs": [r.as_dict() for r in runs], "medians": medians_of(runs)}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    elif repeat > 1:
+        print_latency_runs(out(), runs)
 
 
 @bench_app.command("queries")

@@ -263,6 +263,13 @@ class LedgerRecorder(PostgresProcessRecorder):
             " kafka_offset) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
             " %b::text[], %b::int[], %b::bigint[])"
         ).format(s=schema, t=self.messages_table)
+        self._select_events_page = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state"
+            " FROM {s}.{t} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(s=schema, t=Identifier(events_table_name))
+        self._select_rejections_page = SQL(
+            "SELECT * FROM {s}.{t} WHERE rejection_id > %s ORDER BY rejection_id LIMIT %s"
+        ).format(s=schema, t=self.rejections_table)
         self._insert_rejection = SQL(
             "INSERT INTO {s}.{t} (topic, partition, kafka_offset, key, value, headers, reason,"
             " message, message_source, message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -441,7 +448,11 @@ class LedgerRecorder(PostgresProcessRecorder):
         with (
             self.datastore.get_connection() as conn,
             conn.pipeline() if small else contextlib.nullcontext(),
-            conn.transaction(force_rollback=True),
+            # Committed, though it only reads: psycopg forgets every statement it prepared on
+            # a connection when it sees a ROLLBACK, so rolling back made PostgreSQL parse and
+            # plan each of the intake's statements afresh every batch, after a DEALLOCATE ALL
+            # (`docs/performance.md`). A transaction that wrote nothing commits at no cost.
+            conn.transaction(),
         ):
             digests = events = None
             if keys:
@@ -487,25 +498,13 @@ class LedgerRecorder(PostgresProcessRecorder):
         id `events_after`, and up to `limit` rejections after `rejections_after`, in their
         order; both asked at once in pipeline mode (the queries are small, whatever their
         answers), one wait for PostgreSQL a step instead of two transactions' worth."""
-        schema = Identifier(self.datastore.schema)
         with (
             self.datastore.get_connection() as conn,
             conn.pipeline(),
-            conn.transaction(force_rollback=True),
+            conn.transaction(),  # committed, not rolled back: see `batch_reads`
         ):
-            events = conn.execute(
-                SQL(
-                    "SELECT notification_id, originator_id, originator_version, topic, state"
-                    " FROM {s}.{t} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-                ).format(s=schema, t=Identifier(self.events_table_name)),
-                (events_after, limit),
-            )
-            rejections = conn.execute(
-                SQL(
-                    "SELECT * FROM {s}.{t} WHERE rejection_id > %s ORDER BY rejection_id LIMIT %s"
-                ).format(s=schema, t=self.rejections_table),
-                (rejections_after, limit),
-            )
+            events = conn.execute(self._select_events_page, (events_after, limit))
+            rejections = conn.execute(self._select_rejections_page, (rejections_after, limit))
             notifications = [
                 Notification(
                     id=row["notification_id"],

@@ -108,8 +108,14 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 def ledger_cli(
-    settings: Settings, *args: str, check: bool = True, env: dict[str, str] | None = None
+    settings: Settings,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
 ) -> subprocess.CompletedProcess[str]:
+    """`ledger ARGS` in a subprocess on the test's database and topics (benchmarks give a
+    longer `timeout`)."""
     ledger = Path(sys.executable).with_name("ledger")
     return subprocess.run(
         [str(ledger), *args],
@@ -117,7 +123,7 @@ def ledger_cli(
         capture_output=True,
         text=True,
         check=check,
-        timeout=180,
+        timeout=timeout,
     )
 
 

@@ -4,15 +4,12 @@ and the medians of the two."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ledger.settings import Settings
 
-from .helpers import cli_env
+from .helpers import ledger_cli
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +17,12 @@ pytestmark = pytest.mark.integration
 def test_short_latency_runs_measure_every_hop_beside_kafka_and_postgresql(
     own_settings: Settings,
 ) -> None:
-    ledger = Path(sys.executable).with_name("ledger")
-    done = subprocess.run(
-        [
-            *(str(ledger), "bench", "latency", "--seconds", "5", "--burst", "1000"),
-            *("--learners", "200", "--every", "5", "--repeat", "2", "--json"),
-        ],
-        env=cli_env(own_settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = ledger_cli(
+        own_settings,
+        *("bench", "latency", "--seconds", "5", "--burst", "1000", "--learners", "200"),
+        *("--every", "5", "--repeat", "2", "--json"),
         check=False,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(done.stdout)

@@ -5,8 +5,6 @@ scratch databases share them), and leaves no topic of its own behind."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from kafka import KafkaAdminClient
 
 from ledger.settings import Settings
 
-from .helpers import cli_env, services_of
+from .helpers import ledger_cli, services_of
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +37,7 @@ def test_a_small_benchmark_measures_every_process_count_and_deletes_its_topics(
     own_settings: Settings, command: list[str]
 ) -> None:
     before = _bench_topics(own_settings)
-    ledger = Path(sys.executable).with_name("ledger")
-    done = subprocess.run(
-        [str(ledger), "bench", *command],
-        env=cli_env(own_settings),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = ledger_cli(own_settings, "bench", *command, check=False, timeout=900)
     # A run whose workers find no topic (deleted under them) ends non-zero, saying so.
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "target" in done.stdout or "at least" in done.stdout  # its verdict line
@@ -61,18 +51,13 @@ def test_bench_shards_measures_each_layout_and_capacity_plans_from_what_it_measu
     the CPU it took attributed (the workers' processes and their database sessions counted
     before they end), no topic left; `ledger capacity` then plans from the file it wrote."""
     before = _bench_topics(own_settings)
-    ledger = Path(sys.executable).with_name("ledger")
     inputs = tmp_path / "inputs.json"
-    done = subprocess.run(
-        [
-            *(str(ledger), "bench", "shards", "--messages", "6000", "--learners", "600"),
-            *("--shards", "1,2", "--processes", "2", "--json", str(inputs)),
-        ],
-        env=cli_env(own_settings),
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = ledger_cli(
+        own_settings,
+        *("bench", "shards", "--messages", "6000", "--learners", "600", "--shards", "1,2"),
+        *("--processes", "2", "--json", str(inputs)),
         check=False,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads(inputs.read_text())
@@ -89,13 +74,8 @@ def test_bench_shards_measures_each_layout_and_capacity_plans_from_what_it_measu
     assert measured["shard_commands_per_second"] == runs[1]["commands_per_second"]
     assert measured["projection_events_per_second"] > 0
     assert _bench_topics(own_settings) <= before
-    planned = subprocess.run(
-        [str(ledger), "capacity", "--inputs", str(inputs), "--json"],
-        env=cli_env(own_settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    planned = ledger_cli(
+        own_settings, "capacity", "--inputs", str(inputs), "--json", check=False, timeout=120
     )
     assert planned.returncode == 0, planned.stderr[-3000:]
     plan = json.loads(planned.stdout)["plan"]

@@ -138,10 +138,11 @@ def bench_latency(
     )
 
     settings = quiet_settings()
+    progress = err() if as_json else out()  # stdout holds only the JSON document
     runs = []
     for n in range(repeat):
         if repeat > 1:
-            (err() if as_json else out()).print(f"run {n + 1} of {repeat}")
+            progress.print(f"run {n + 1} of {repeat}")
         figures = run_latency_bench(
             settings,
             services(settings),
@@ -150,7 +151,7 @@ def bench_latency(
             burst=burst,
             learners=learners,
             every=every,
-            console=err() if as_json else out(),
+            console=progress,
         )
         runs.append(figures)
         if not as_json:
